@@ -1,0 +1,220 @@
+//! Configuration: every setting is an environment variable (a `.env` file is read first) and a
+//! matching command-line flag. A malformed value stops start-up with a message naming it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::crypto::MasterKey;
+
+/// The `auth-api` command line.
+#[derive(Debug, Parser)]
+#[command(name = "auth-api", version, about = "GraphQL authentication API")]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands of `auth-api`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve (the default).
+    Serve,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+    /// Machine tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `auth-api token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a machine token and print its id and, once, its secret.
+    Create(TokenCreate),
+}
+
+/// Arguments of `auth-api token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreate {
+    /// Scopes: admin, connections, platform, verify (repeat or separate by commas).
+    #[arg(long = "scope", required = true, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// A name to recognise the token by.
+    #[arg(long, default_value = "cli")]
+    pub name: String,
+    /// Tenant the token belongs to.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+}
+
+/// `auth-api keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new signing key; older keys stay published until their tokens expire.
+    Rotate,
+    /// List the signing keys.
+    List,
+}
+
+/// Settings of the API, from flags or environment variables.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// `sqlite://…` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://auth.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// Address the API listens on.
+    #[arg(
+        long,
+        env = "AUTH_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// `iss` of issued tokens; the API's base URL, without a trailing slash.
+    #[arg(long, env = "AUTH_ISSUER", default_value = "http://127.0.0.1:8080", value_parser = parse_issuer, global = true)]
+    pub issuer: String,
+
+    /// `aud` of issued access tokens; the issuer when unset.
+    #[arg(long, env = "AUTH_AUDIENCE", global = true)]
+    pub audience: Option<String>,
+
+    /// 32-byte key, base64, that encrypts secrets at rest. Dev only: generated beside the
+    /// SQLite file when unset.
+    #[arg(long, env = "AUTH_MASTER_KEY", value_parser = MasterKey::parse, global = true, hide_env_values = true)]
+    pub master_key: Option<MasterKey>,
+
+    /// Comma-separated emails that are admins of the default tenant.
+    #[arg(long, env = "AUTH_ADMIN_EMAILS", value_delimiter = ',', global = true)]
+    pub admin_emails: Vec<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "AUTH_ACCESS_TTL_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(i64).range(30..=86_400), global = true)]
+    pub access_ttl_seconds: i64,
+
+    /// Absolute lifetime of a session, in seconds (default 24 days).
+    #[arg(long, env = "AUTH_SESSION_TTL_SECONDS", default_value_t = 24 * 86_400, value_parser = clap::value_parser!(i64).range(60..), global = true)]
+    pub session_ttl_seconds: i64,
+
+    /// A used refresh token presented again within this many seconds gets the same new pair;
+    /// 0 turns the grace off.
+    #[arg(long, env = "AUTH_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=300), global = true)]
+    pub refresh_grace_seconds: i64,
+
+    /// Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` is believed.
+    #[arg(
+        long,
+        env = "AUTH_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// PEM private key (Ed25519, P-256 or RSA) to sign with instead of a generated key.
+    #[arg(long, env = "AUTH_SIGNING_KEY_FILE", global = true)]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// Serve GraphiQL on `GET /graphql`.
+    #[arg(long, env = "AUTH_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub graphiql: bool,
+
+    /// Answer schema introspection queries; follows `AUTH_GRAPHIQL` when unset.
+    #[arg(long, env = "AUTH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
+    pub introspection: Option<bool>,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "AUTH_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+}
+
+impl Config {
+    /// A configuration with every default, for `database_url`; what tests start from.
+    pub fn for_database(database_url: &str) -> Self {
+        let cli = Cli::parse_from(["auth-api", "--database-url", database_url]);
+        cli.config
+    }
+
+    /// The audience of access tokens.
+    pub fn audience(&self) -> &str {
+        self.audience.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// Whether introspection queries are answered.
+    pub fn introspection(&self) -> bool {
+        self.introspection.unwrap_or(self.graphiql)
+    }
+
+    /// Whether the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// The SQLite file, if the database is a SQLite file.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let rest = rest.trim_start_matches("//");
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+fn parse_issuer(value: &str) -> Result<String, String> {
+    let trimmed = value.trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::for_database("sqlite://auth.db");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.issuer, "http://127.0.0.1:8080");
+        assert_eq!(config.refresh_grace_seconds, 10);
+        assert_eq!(config.session_ttl_seconds, 24 * 86_400);
+        assert_eq!(config.sqlite_path(), Some(PathBuf::from("auth.db")));
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let err = Cli::try_parse_from(["auth-api", "--listen", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("--listen"), "{err}");
+        let err = Cli::try_parse_from(["auth-api", "--master-key", "short"]).unwrap_err();
+        assert!(err.to_string().contains("--master-key"), "{err}");
+    }
+}

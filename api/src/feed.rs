@@ -1,0 +1,145 @@
+//! The revocation feed on the API side: entries are written to the `revocations` table and
+//! fanned out to every subscriber (the SSE streams verifiers follow).
+//!
+//! Every replica runs one poller that reads new entries from the database and broadcasts
+//! them. It wakes when this process publishes, when PostgreSQL `NOTIFY auth_revocations`
+//! says another replica did, and once a second regardless. The database is the source of
+//! truth, so a notification lost while the listener reconnected only delays an entry until
+//! the next tick; after a reconnect the poller reloads from the database before it trusts
+//! notifications again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_verifier::token::RevocationEntry;
+use tokio::sync::{Notify, broadcast};
+
+use crate::db::Backend;
+use crate::store::{Store, StoreResult};
+
+/// The PostgreSQL channel replicas notify each other on.
+const CHANNEL: &str = "auth_revocations";
+/// How often the poller looks at the database without being woken.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Publishes revocations and hands out subscriptions to them.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    store: Store,
+    wake: Arc<Notify>,
+    events: broadcast::Sender<RevocationEntry>,
+}
+
+impl Feed {
+    /// A feed over `store`; call [`Feed::run`] to start fanning out.
+    pub fn new(store: Store) -> Self {
+        let (events, _) = broadcast::channel(4096);
+        Self {
+            store,
+            wake: Arc::new(Notify::new()),
+            events,
+        }
+    }
+
+    /// Record an entry and wake the pollers of every replica.
+    pub async fn publish(&self, entry: RevocationEntry) -> StoreResult<RevocationEntry> {
+        let entry = self.store.add_revocation(entry).await?;
+        self.wake.notify_one();
+        if self.store.db().backend == Backend::Postgres {
+            let notified = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(entry.seq.to_string())
+                .execute(&self.store.db().pool)
+                .await;
+            if let Err(error) = notified {
+                // The other replicas' pollers still find the entry on their next tick.
+                tracing::warn!(error = %error, "revocation notify failed");
+            }
+        }
+        tracing::info!(seq = entry.seq, kind = ?entry.kind, "revocation published");
+        Ok(entry)
+    }
+
+    /// New entries as this replica learns of them. A lagging receiver must reload.
+    pub fn subscribe(&self) -> broadcast::Receiver<RevocationEntry> {
+        self.events.subscribe()
+    }
+
+    /// The poller; runs until the process ends.
+    pub async fn run(self, database_url: String) {
+        let mut cursor = match self.store.revocation_cursor().await {
+            Ok(cursor) => cursor,
+            Err(error) => {
+                tracing::error!(error = %error, "revocation cursor unavailable; starting from 0");
+                0
+            }
+        };
+        // Out-of-order commits on PostgreSQL can make a smaller seq appear after a larger one;
+        // recently seen seqs are remembered and a window behind the cursor is re-read.
+        let mut seen: HashSet<i64> = HashSet::new();
+        let listener = (self.store.db().backend == Backend::Postgres)
+            .then(|| spawn_listener(database_url, self.wake.clone()));
+        loop {
+            match self.store.revocations(cursor.saturating_sub(64)).await {
+                Ok(entries) => {
+                    for entry in entries {
+                        if seen.insert(entry.seq) {
+                            cursor = cursor.max(entry.seq);
+                            let _ = self.events.send(entry);
+                        }
+                    }
+                    let floor = cursor.saturating_sub(64);
+                    seen.retain(|seq| *seq > floor);
+                }
+                Err(error) => tracing::warn!(error = %error, "revocation poll failed"),
+            }
+            let _ = tokio::time::timeout(TICK, self.wake.notified()).await;
+            if listener.as_ref().is_some_and(|l| l.is_finished()) {
+                tracing::error!("revocation listener ended; polling only");
+            }
+        }
+    }
+}
+
+/// Listen for other replicas' notifications and wake the poller. sqlx reconnects the
+/// listener by itself; `try_recv` returning `None` marks a reconnect, after which the poller
+/// is woken to reload what may have been missed.
+fn spawn_listener(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(error = %error, "revocation listener cannot connect");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %error, "LISTEN failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            // LISTEN is in place: reload anything committed while we were not listening.
+            wake.notify_one();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(None) => {
+                        tracing::warn!("revocation listener reconnecting");
+                        listener.listen(CHANNEL).await.ok();
+                        wake.notify_one();
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "revocation listener failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,156 @@
+//! Mutations.
+
+use async_graphql::{Context, ID, Object};
+
+use super::guard::Access;
+use super::types::{
+    AuthPayload, CreateApiTokenInput, CreateTenantInput, CreatedApiToken, SignInInput, SignUpInput,
+    Tenant,
+};
+use super::{GqlResultExt, caller, parts};
+use crate::domain::Scope;
+use crate::service;
+
+/// The root mutation.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Create an account with email and password, and sign it in.
+    #[graphql(complexity = 50)]
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        input: SignUpInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let (auth, request) = parts(ctx)?;
+        auth.sign_up(
+            &request.tenant,
+            &input.email,
+            &input.password,
+            input.name.as_deref(),
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(AuthPayload)
+    }
+
+    /// Sign in with email and password. Unknown email and wrong password both answer
+    /// `INVALID_CREDENTIALS`.
+    #[graphql(complexity = 50)]
+    async fn sign_in(
+        &self,
+        ctx: &Context<'_>,
+        input: SignInInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let (auth, request) = parts(ctx)?;
+        auth.sign_in(
+            &request.tenant,
+            &input.email,
+            &input.password,
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(AuthPayload)
+    }
+
+    /// Exchange a refresh token for a new pair. The same token presented again within
+    /// `AUTH_REFRESH_GRACE_SECONDS` gets the same pair; after that it revokes the session.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> async_graphql::Result<AuthPayload> {
+        let (auth, request) = parts(ctx)?;
+        auth.refresh(&request.tenant, &refresh_token)
+            .await
+            .gql()
+            .map(AuthPayload)
+    }
+
+    /// End the caller's session.
+    #[graphql(guard = "Access::User")]
+    async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.sign_out(&request.tenant, caller(ctx).await?, &request.origin)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Revoke one of the caller's sessions.
+    #[graphql(guard = "Access::User")]
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.revoke_session(&request.tenant, caller(ctx).await?, &id, &request.origin)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Revoke all the caller's sessions, this one included; returns how many there were.
+    #[graphql(guard = "Access::User")]
+    async fn revoke_all_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        let (auth, request) = parts(ctx)?;
+        auth.revoke_all_sessions(&request.tenant, caller(ctx).await?, &request.origin)
+            .await
+            .gql()
+    }
+
+    /// Create a machine token (admin). Its secret is in the answer and nowhere else, ever.
+    #[graphql(guard = "Access::Admin")]
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateApiTokenInput,
+    ) -> async_graphql::Result<CreatedApiToken> {
+        let (auth, request) = parts(ctx)?;
+        let scopes = input
+            .scopes
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(service::Error::from)
+            .gql()?;
+        let created = auth
+            .create_api_token(&request.tenant, &input.name, &scopes)
+            .await
+            .gql()?;
+        Ok(CreatedApiToken {
+            secret: created.secret,
+            token: created.token,
+        })
+    }
+
+    /// Delete a machine token (admin); verifiers stop accepting it at once.
+    #[graphql(guard = "Access::Admin")]
+    async fn delete_api_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.delete_api_token(&request.tenant, &id).await.gql()?;
+        Ok(true)
+    }
+
+    /// Create a tenant (machine token with scope `platform`).
+    #[graphql(guard = "Access::Scope(Scope::Platform)")]
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTenantInput,
+    ) -> async_graphql::Result<Tenant> {
+        let (auth, _) = parts(ctx)?;
+        auth.create_tenant(&input.slug, &input.name)
+            .await
+            .gql()
+            .map(Tenant)
+    }
+
+    /// Delete a tenant and everything it owns (scope `platform`); `default` cannot be deleted.
+    #[graphql(guard = "Access::Scope(Scope::Platform)")]
+    async fn delete_tenant(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<bool> {
+        let (auth, _) = parts(ctx)?;
+        auth.delete_tenant(&slug).await.gql()?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,28 @@
+//! `auth-api`: a GraphQL authentication API.
+//!
+//! Reading order:
+//! - [`config`]: settings from flags and environment.
+//! - [`domain`]: parsed values (email, password, tenant slug, scope) and plain records.
+//! - [`db`]: one sqlx `Any` pool over SQLite or PostgreSQL, and the migrations.
+//! - [`store`]: all SQL, one file per aggregate.
+//! - [`crypto`], [`keys`]: secrets at rest, random tokens, signing keys and the JWKS.
+//! - [`feed`]: the revocation feed verifiers follow.
+//! - [`service`]: the rules: sign-up, sign-in, sessions, refresh, machine tokens, tenants.
+//! - [`graphql`]: resolvers, guards and error codes.
+//! - [`http`], [`internal`], [`graphiql`]: the HTTP surface.
+//! - [`startup`], [`telemetry`]: building and running the server.
+
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod feed;
+pub mod graphiql;
+pub mod graphql;
+pub mod http;
+pub mod internal;
+pub mod keys;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,120 @@
+//! Machine tokens: stored as a SHA-256 of the secret, never the secret.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, StoreResult};
+use crate::domain::{Millis, Scope, new_id, now_ms};
+
+/// A machine token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Token id.
+    pub id: String,
+    /// Tenant it acts in.
+    pub tenant_id: String,
+    /// Name given at creation.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last time it authenticated a request.
+    pub last_used_at: Option<Millis>,
+}
+
+fn api_token(row: &AnyRow) -> StoreResult<ApiToken> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        scopes: scopes
+            .split_whitespace()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect(),
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+impl Store {
+    /// Store a new machine token whose secret hashes to `secret_hash`.
+    pub async fn create_api_token(
+        &self,
+        tenant_id: &str,
+        name: &str,
+        scopes: &[Scope],
+        secret_hash: &str,
+    ) -> StoreResult<ApiToken> {
+        let token = ApiToken {
+            id: new_id(),
+            tenant_id: tenant_id.to_owned(),
+            name: name.to_owned(),
+            scopes: scopes.to_vec(),
+            created_at: now_ms(),
+            last_used_at: None,
+        };
+        let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, tenant_id, name, scopes, secret_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(scopes.join(" "))
+        .bind(secret_hash)
+        .bind(token.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(token)
+    }
+
+    /// The tenant's machine tokens, newest first.
+    pub async fn api_tokens(&self, tenant_id: &str) -> StoreResult<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+             WHERE tenant_id = $1 ORDER BY created_at DESC",
+        )
+        .bind(tenant_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(api_token).collect()
+    }
+
+    /// The machine token whose secret hashes to `secret_hash`, in any tenant.
+    pub async fn api_token_by_hash(&self, secret_hash: &str) -> StoreResult<ApiToken> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+             WHERE secret_hash = $1",
+        )
+        .bind(secret_hash)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let token = api_token(&row)?;
+        let now = now_ms();
+        if token.last_used_at.is_none_or(|at| at < now - 60_000) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&token.id)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(token)
+    }
+
+    /// Delete one of the tenant's machine tokens.
+    pub async fn delete_api_token(&self, tenant_id: &str, id: &str) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

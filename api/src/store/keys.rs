@@ -1,0 +1,69 @@
+//! Signing keys (service-wide): private keys sealed with the master key, public JWKs.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult};
+use crate::domain::Millis;
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// Key id (`kid`).
+    pub kid: String,
+    /// JWS algorithm.
+    pub alg: String,
+    /// PKCS#8 DER sealed with the master key.
+    pub sealed_private_key: String,
+    /// Public JWK, JSON.
+    pub public_jwk: String,
+    /// Creation time.
+    pub created_at: Millis,
+    /// When a newer key replaced it.
+    pub retired_at: Option<Millis>,
+}
+
+impl Store {
+    /// Keys that are current or retired after `retired_after`, newest first.
+    pub async fn signing_keys(&self, retired_after: Millis) -> StoreResult<Vec<StoredKey>> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_key, public_jwk, created_at, retired_at FROM signing_keys \
+             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC, kid DESC",
+        )
+        .bind(retired_after)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredKey {
+                    kid: row.try_get("kid")?,
+                    alg: row.try_get("alg")?,
+                    sealed_private_key: row.try_get("private_key")?,
+                    public_jwk: row.try_get("public_jwk")?,
+                    created_at: row.try_get("created_at")?,
+                    retired_at: row.try_get("retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Add `key` as the current key and retire the others, in one transaction.
+    pub async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.sealed_private_key)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

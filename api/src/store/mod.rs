@@ -1,0 +1,66 @@
+//! All SQL, one file per aggregate. Every function takes the tenant it works in, returns
+//! domain values, and fails with a [`StoreError`] that knows nothing of HTTP or GraphQL.
+//! Queries are written once for both databases (see [`crate::db`]).
+
+pub mod api_tokens;
+pub mod audit;
+pub mod keys;
+pub mod revocations;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+
+use crate::db::Db;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write; the payload names what was taken.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The row is not there (or not in this tenant).
+    #[error("not found")]
+    NotFound,
+    /// Anything else from the database.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Turn a unique-constraint violation into [`StoreError::Conflict`] naming `what`.
+pub(crate) fn conflict_on_unique(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => StoreError::Database(error),
+    }
+}
+
+/// The store: a handle on the database with one method family per aggregate.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl Store {
+    /// A store over `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The database handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn pool(&self) -> &sqlx::AnyPool {
+        &self.db.pool
+    }
+}
+
+/// Decode a JSON text column, falling back to the type's default on malformed data
+/// (which only a hand-edited database can hold).
+pub(crate) fn json_column<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}

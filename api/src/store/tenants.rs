@@ -1,0 +1,111 @@
+//! Tenants.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, StoreResult, conflict_on_unique};
+use crate::domain::{Millis, Tenant, TenantSlug, new_id, now_ms};
+
+macro_rules! columns {
+    () => {
+        "id, slug, name, created_at"
+    };
+}
+
+fn tenant(row: &sqlx::any::AnyRow) -> StoreResult<Tenant> {
+    Ok(Tenant {
+        id: row.try_get("id")?,
+        slug: row.try_get("slug")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get::<i64, _>("created_at")? as Millis,
+    })
+}
+
+impl Store {
+    /// Create the `default` tenant unless it exists.
+    pub async fn ensure_default_tenant(&self) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4) \
+             ON CONFLICT (slug) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(TenantSlug::DEFAULT)
+        .bind("Default")
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant with this slug.
+    pub async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Tenant> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tenants WHERE slug = $1"
+        ))
+        .bind(slug)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tenant(&row)
+    }
+
+    /// The tenant with this id.
+    pub async fn tenant_by_id(&self, id: &str) -> StoreResult<Tenant> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tenants WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        tenant(&row)
+    }
+
+    /// Every tenant, oldest first.
+    pub async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tenants ORDER BY created_at, slug"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(tenant).collect()
+    }
+
+    /// Create a tenant; `Conflict` when the slug is taken.
+    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant> {
+        let tenant = Tenant {
+            id: new_id(),
+            slug: slug.as_str().to_owned(),
+            name: name.to_owned(),
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
+        )
+        .bind(&tenant.id)
+        .bind(&tenant.slug)
+        .bind(&tenant.name)
+        .bind(tenant.created_at)
+        .execute(self.pool())
+        .await
+        .map_err(conflict_on_unique("tenant"))?;
+        Ok(tenant)
+    }
+
+    /// Delete a tenant and, by cascade, everything it owns.
+    pub async fn delete_tenant(&self, tenant_id: &str) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
+            .bind(tenant_id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
