@@ -192,11 +192,22 @@ async fn execute(
     headers: &HeaderMap,
     batch: BatchRequest,
 ) -> Response {
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.is_empty() || requests.len() > MAX_BATCH {
-            let message = format!("a batch holds 1 to {MAX_BATCH} operations");
-            return request_error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &message);
-        }
+    if let BatchRequest::Batch(requests) = &batch
+        && (requests.is_empty() || requests.len() > MAX_BATCH)
+    {
+        let message = format!("a batch holds 1 to {MAX_BATCH} operations");
+        return request_error(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, &message);
+    }
+    let empty = match &batch {
+        BatchRequest::Single(request) => request.query.trim().is_empty(),
+        BatchRequest::Batch(requests) => requests.iter().any(|r| r.query.trim().is_empty()),
+    };
+    if empty {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "`query` is required",
+        );
     }
     let slug = headers.get("x-tenant").and_then(|v| v.to_str().ok());
     let tenant = match state.auth.tenant(slug).await {
@@ -226,7 +237,8 @@ async fn execute(
             BatchRequest::Batch(requests.into_iter().map(|r| r.data(context())).collect())
         }
     };
-    let response: BatchResponse = state.schema.execute_batch(batch).await;
+    let mut response: BatchResponse = state.schema.execute_batch(batch).await;
+    label_request_errors(&mut response);
     let graphql_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -242,6 +254,23 @@ async fn execute(
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     http
+}
+
+/// Parse and validation errors (wrong types, missing fields, unknown fields, limits) carry
+/// no code from async-graphql: they are the client's mistake, so `BAD_USER_INPUT`.
+fn label_request_errors(response: &mut BatchResponse) {
+    let responses: Vec<&mut async_graphql::Response> = match response {
+        BatchResponse::Single(one) => vec![one],
+        BatchResponse::Batch(many) => many.iter_mut().collect(),
+    };
+    for response in responses {
+        for error in &mut response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code").is_none() {
+                extensions.set("code", ErrorCode::BadUserInput.as_str());
+            }
+        }
+    }
 }
 
 /// The client's address and device: `X-Forwarded-For` is believed only from trusted proxies.

@@ -45,6 +45,7 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     let auth = Auth::new(store, keys, feed, master, config.clone());
     let schema = crate::graphql::schema(Some(auth.clone()), config.introspection());
     passwords::warm_up();
+    crate::http::metrics_handle();
     Ok(App {
         state: AppState {
             auth,

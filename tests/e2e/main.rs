@@ -1,0 +1,11 @@
+//! End-to-end tests: the real app over real HTTP on a real database (SQLite, or PostgreSQL
+//! when `TEST_DATABASE_URL` is set). One binary with a module per feature keeps link time down.
+
+mod helpers;
+
+mod accounts;
+mod http;
+mod schema;
+mod sessions;
+mod tenants;
+mod tokens;
