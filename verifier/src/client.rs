@@ -1,0 +1,135 @@
+//! The verifier's HTTP client for `auth-api`: discovery, JWKS, the revocation list and stream,
+//! and introspection of machine tokens. Every request carries the verifier's own machine token
+//! when one is configured; none of them logs it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::config::Secret;
+use crate::token::{JwkSet, RevocationList};
+
+/// The part of `/.well-known/openid-configuration` the verifier reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    /// The `iss` of every token.
+    pub issuer: String,
+}
+
+/// The API's RFC 7662 answer, as far as the verifier uses it.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// `access_token` or `machine_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// Machine-token id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Tenant slug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    /// Space-separated scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Subject, when the API names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// Client of the API at one base URL.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    stream_http: reqwest::Client,
+    base: String,
+    token: Option<Secret>,
+}
+
+impl ApiClient {
+    /// A client for the API at `base` (no trailing slash), presenting `token` if set.
+    ///
+    /// Fails only if the TLS backend cannot start.
+    pub fn new(base: &str, token: Option<Secret>) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        // The stream lives for hours: no overall timeout, idleness is watched by the feed.
+        let stream_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(ApiClient {
+            http,
+            stream_http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        }
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let resp = self
+            .auth(self.http.get(format!("{}{path}", self.base)))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp.json().await?)
+    }
+
+    /// `GET /.well-known/openid-configuration`.
+    pub async fn discovery(&self) -> Result<Discovery, Error> {
+        self.get_json("/.well-known/openid-configuration").await
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    pub async fn jwks(&self) -> Result<JwkSet, Error> {
+        self.get_json("/.well-known/jwks.json").await
+    }
+
+    /// `GET /internal/revocations`.
+    pub async fn revocations(&self) -> Result<RevocationList, Error> {
+        self.get_json("/internal/revocations").await
+    }
+
+    /// Opens `GET /internal/revocations/stream`, resuming after `cursor`.
+    pub async fn stream(&self, cursor: i64) -> Result<reqwest::Response, Error> {
+        let resp = self
+            .auth(
+                self.stream_http
+                    .get(format!("{}/internal/revocations/stream", self.base)),
+            )
+            .header("Accept", "text/event-stream")
+            .header("Last-Event-ID", cursor.to_string())
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp)
+    }
+
+    /// `POST /introspect` for a machine token.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
+        let resp = self
+            .auth(self.http.post(format!("{}/introspect", self.base)))
+            .form(&[("token", token)])
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp.json().await?)
+    }
+}

@@ -1,0 +1,114 @@
+//! Configuration of `auth-verifier`: every setting is an environment variable and a matching
+//! command-line flag (clap). A malformed value stops start-up with a message naming it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A secret that never prints itself (`Debug` shows `"***"`).
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("`{s}` is not a whole number of seconds"))
+}
+
+/// Settings of the verifier, from flags or environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "auth-verifier",
+    version,
+    about = "Answers token checks (forward-auth, RFC 7662) from memory"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "VERIFIER_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    /// Base URL of `auth-api` (JWKS, discovery, revocation feed, introspection).
+    #[arg(
+        long,
+        env = "VERIFIER_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub api_url: String,
+
+    /// Machine token (scope `verify`) presented to the API. Not needed on a loopback SQLite
+    /// dev setup.
+    #[arg(long, env = "VERIFIER_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<Secret>,
+
+    /// Expected `iss` of access tokens; default: the `issuer` of the API's
+    /// `/.well-known/openid-configuration`.
+    #[arg(long, env = "VERIFIER_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Expected `aud` of access tokens; default: the issuer (what the API puts there).
+    #[arg(long, env = "VERIFIER_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// Tenants (slugs) whose tokens this verifier accepts, comma-separated; empty accepts
+    /// every tenant. A valid token of another tenant gets 403.
+    #[arg(long, env = "VERIFIER_TENANTS", value_delimiter = ',', num_args = 0..)]
+    pub tenants: Vec<String>,
+
+    /// Seconds the revocation feed may be down before tokens are refused rather than checked
+    /// against a stale list. The API pings every 5 s, so 30 s is six missed pings: long enough
+    /// to ride out an API restart or a rolling deploy, short beside the 15-minute life of an
+    /// access token, which is how long a revoked token would otherwise stay usable.
+    #[arg(long, env = "VERIFIER_STALENESS_LIMIT_SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub staleness_limit: Duration,
+
+    /// Most verified tokens kept in memory (about 300 bytes each).
+    #[arg(long, env = "VERIFIER_CACHE_CAPACITY", default_value_t = 200_000)]
+    pub cache_capacity: u64,
+
+    /// Least seconds between two JWKS fetches triggered by an unknown `kid`, so invented key
+    /// ids cannot make the verifier hammer the API.
+    #[arg(long, env = "VERIFIER_JWKS_MIN_INTERVAL_SECONDS", default_value = "60", value_parser = parse_seconds)]
+    pub jwks_min_interval: Duration,
+
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "VERIFIER_LEEWAY_SECONDS", default_value_t = 5)]
+    pub leeway: u64,
+
+    /// Seconds an introspection answer of the API for a machine token (`mt_…`) is reused. A
+    /// deleted machine token is dropped at once when the feed reports it.
+    #[arg(long, env = "VERIFIER_MACHINE_TOKEN_TTL_SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub machine_token_ttl: Duration,
+
+    /// `realm` of the `WWW-Authenticate` challenge.
+    #[arg(long, env = "VERIFIER_REALM", default_value = "auth")]
+    pub realm: String,
+}
+
+impl Config {
+    /// The API base URL without a trailing slash.
+    pub fn api_base(&self) -> &str {
+        self.api_url.trim_end_matches('/')
+    }
+}
