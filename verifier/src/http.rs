@@ -42,6 +42,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// The bearer token of `Authorization`, if the scheme is `Bearer` (any case).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    if value.eq_ignore_ascii_case("bearer") {
+        return Some("");
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

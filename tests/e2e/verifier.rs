@@ -1,0 +1,778 @@
+//! End-to-end tests of `auth-verifier`: the real `auth-api` and `auth-verifier` binaries as
+//! child processes over real HTTP, on a fresh SQLite file or PostgreSQL database (see
+//! `helpers::TestDb`). Children are killed when their handles drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestDb, stable_master_key};
+
+/// Path of the `auth-verifier` binary: the sibling of `auth-api` (built because the verifier
+/// package has an integration test).
+pub fn verifier_bin() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_auth-api")).with_file_name("auth-verifier")
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A child process killed on drop.
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    /// Kills the process now and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_http(client: &reqwest::Client, url: &str, proc: &mut Proc, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        if let Some(child) = proc.0.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("{what} exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not come up at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An `auth-api` process.
+pub struct Api {
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// Its port.
+    pub port: u16,
+    /// Database URL.
+    pub db_url: String,
+    /// `AUTH_ISSUER`.
+    pub issuer: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    extra: Vec<(String, String)>,
+    proc: Proc,
+}
+
+impl Api {
+    /// Starts `auth-api serve` on `port` with `issuer`, on `db_url`, and waits until it is up.
+    pub async fn start(db_url: &str, port: u16, issuer: &str, extra: &[(&str, &str)]) -> Api {
+        let mut api = Api {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            db_url: db_url.to_owned(),
+            issuer: issuer.to_owned(),
+            client: reqwest::Client::new(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            proc: Proc(None),
+        };
+        api.restart().await;
+        api
+    }
+
+    /// Starts an API on a new port whose issuer is its own URL.
+    pub async fn start_fresh(db_url: &str, extra: &[(&str, &str)]) -> Api {
+        let port = free_port();
+        Api::start(db_url, port, &format!("http://127.0.0.1:{port}"), extra).await
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_auth-api"));
+        cmd.env("DATABASE_URL", &self.db_url)
+            .env("AUTH_MASTER_KEY", stable_master_key())
+            .env("AUTH_ISSUER", &self.issuer)
+            .env("AUTH_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("RUST_LOG", "warn");
+        for (k, v) in &self.extra {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// (Re)starts the process on the same port.
+    pub async fn restart(&mut self) {
+        self.proc.kill();
+        let child = self
+            .command()
+            .arg("serve")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("auth-api starts");
+        self.proc = Proc(Some(child));
+        wait_http(
+            &self.client,
+            &format!("{}/readyz", self.base),
+            &mut self.proc,
+            "auth-api",
+        )
+        .await;
+    }
+
+    /// Kills the process.
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Runs `auth-api ARGS` on the same database; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().expect("auth-api runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "auth-api {args:?} failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// `auth-api token create --scope SCOPE --tenant TENANT`: (id, secret).
+    pub fn machine_token(&self, tenant: &str, scope: &str) -> (String, String) {
+        let out = self.cli(&["token", "create", "--scope", scope, "--tenant", tenant]);
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no `{name}` in: {out}"))
+                .trim()
+                .to_owned()
+        };
+        (field("id:"), field("secret:"))
+    }
+
+    /// POSTs a GraphQL operation; returns the body.
+    pub async fn gql(
+        &self,
+        query: &str,
+        vars: Value,
+        bearer: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({"query": query, "variables": vars}));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(t) = tenant {
+            req = req.header("x-tenant", t);
+        }
+        req.send()
+            .await
+            .expect("graphql")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Signs up `email` (in `tenant`); returns `signUp`'s payload.
+    pub async fn sign_up(&self, email: &str, tenant: Option<&str>) -> Value {
+        let body = self
+            .gql(
+                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accessToken refreshToken session { id } user { id } } }",
+                json!({"e": email, "p": PASSWORD}),
+                None,
+                tenant,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "signUp failed: {body}");
+        body["data"]["signUp"].clone()
+    }
+
+    /// Signs in again: a second session.
+    pub async fn sign_in(&self, email: &str) -> Value {
+        let body = self
+            .gql(
+                "mutation($e: String!, $p: String!) { signIn(input: {email: $e, password: $p}) { accessToken session { id } } }",
+                json!({"e": email, "p": PASSWORD}),
+                None,
+                None,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "signIn failed: {body}");
+        body["data"]["signIn"].clone()
+    }
+
+    /// `signOut` with `token`.
+    pub async fn sign_out(&self, token: &str) {
+        let body = self
+            .gql("mutation { signOut }", json!({}), Some(token), None)
+            .await;
+        assert_eq!(body["data"]["signOut"], json!(true), "signOut: {body}");
+    }
+}
+
+/// An `auth-verifier` process.
+pub struct Verifier {
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    _proc: Proc,
+}
+
+impl Verifier {
+    /// Starts a verifier for `api_base` with `token` and extra `VERIFIER_*` settings, and waits
+    /// until it answers `/healthz`.
+    pub async fn start(api_base: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Verifier {
+        let port = free_port();
+        let mut cmd = Command::new(verifier_bin());
+        cmd.env("VERIFIER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("VERIFIER_API_URL", api_base)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        if let Some(t) = token {
+            cmd.env("VERIFIER_API_TOKEN", t);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc(Some(cmd.spawn().expect("auth-verifier starts")));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        wait_http(
+            &client,
+            &format!("{base}/healthz"),
+            &mut proc,
+            "auth-verifier",
+        )
+        .await;
+        Verifier {
+            base,
+            client,
+            _proc: proc,
+        }
+    }
+
+    /// Waits until `/readyz` says ready (keys loaded, feed live).
+    pub async fn ready(self) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .expect("readyz");
+            if r.status() == 200 {
+                return self;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verifier not ready: {}",
+                r.text().await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /verify` with an optional bearer: status and headers.
+    pub async fn verify(&self, token: Option<&str>) -> (u16, reqwest::header::HeaderMap) {
+        let mut req = self.client.get(format!("{}/verify", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("verify");
+        (r.status().as_u16(), r.headers().clone())
+    }
+
+    /// Polls `/verify` until it answers `status`; returns how long that took, or panics after
+    /// `within`.
+    pub async fn until(&self, token: &str, status: u16, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let (got, _) = self.verify(Some(token)).await;
+            if got == status {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "/verify still answers {got}, not {status}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `GET path`: status and body text.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+}
+
+fn challenge(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A fresh Ed25519 private key as PKCS#8 PEM.
+fn ed25519_pem() -> String {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(&rng).expect("keygen");
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+}
+
+fn sign(header: &jsonwebtoken::Header, claims: &Value, key: &jsonwebtoken::EncodingKey) -> String {
+    jsonwebtoken::encode(header, claims, key).expect("sign")
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("JWT");
+    serde_json::from_slice(&B64URL.decode(payload).expect("base64")).expect("claims")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// Machine token of scope `verify` for the verifier.
+fn verify_token(api: &Api) -> String {
+    api.machine_token("default", "verify").1
+}
+
+#[tokio::test]
+async fn valid_forged_expired_and_other_tenant_tokens() {
+    let db = TestDb::new().await;
+    // The API signs with a key we hold too, so this test can mint expired and forged tokens
+    // the verifier would otherwise never see.
+    let pem = ed25519_pem();
+    let key_file = db.dir().join("signing.pem");
+    std::fs::write(&key_file, &pem).expect("key file");
+    let key_path = key_file.display().to_string();
+    let api = Api::start_fresh(&db.url, &[("AUTH_SIGNING_KEY_FILE", &key_path)]).await;
+    let v = Verifier::start(
+        &api.base,
+        Some(&verify_token(&api)),
+        &[("VERIFIER_TENANTS", "default")],
+    )
+    .await
+    .ready()
+    .await;
+    let any_tenant = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+        .await
+        .ready()
+        .await;
+
+    let signed = api.sign_up("valid@example.com", None).await;
+    let token = signed["accessToken"].as_str().expect("token").to_owned();
+
+    // Valid: 200 with the identity headers, on /verify and any path and method under it.
+    let (status, h) = v.verify(Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&h, "x-auth-user"),
+        signed["user"]["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        header(&h, "x-auth-session"),
+        signed["session"]["id"].as_str().unwrap()
+    );
+    assert_eq!(header(&h, "x-auth-tenant"), "default");
+    assert!(h.contains_key("x-auth-roles"));
+    let r = v
+        .client
+        .post(format!("{}/verify/some/original/path?x=1", v.base))
+        .bearer_auth(&token)
+        .body("ignored")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "POST /verify/* is a check too");
+
+    // No token: 401 with a bare challenge.
+    let (status, h) = v.verify(None).await;
+    assert_eq!(status, 401);
+    assert_eq!(challenge(&h), "Bearer realm=\"auth\"");
+
+    let kid = jsonwebtoken::decode_header(&token)
+        .unwrap()
+        .kid
+        .expect("kid");
+    let real_key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
+    let mut header_ed = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header_ed.kid = Some(kid.clone());
+    let claims = claims_of(&token);
+
+    // Control: a token we mint with the API's key and fresh claims passes, so the refusals
+    // below are about what each one changes.
+    let mut fresh = claims.clone();
+    fresh["jti"] = json!("minted-by-test");
+    let minted = sign(&header_ed, &fresh, &real_key);
+    assert_eq!(
+        v.verify(Some(&minted)).await.0,
+        200,
+        "a well-formed minted token passes"
+    );
+
+    let mut expired = claims.clone();
+    expired["iat"] = json!(now() - 3600);
+    expired["exp"] = json!(now() - 600);
+    let bad_wrong_aud = {
+        let mut c = claims.clone();
+        c["aud"] = json!("someone-else");
+        c
+    };
+    let bad_wrong_iss = {
+        let mut c = claims.clone();
+        c["iss"] = json!("http://evil.example");
+        c
+    };
+    let other_key = jsonwebtoken::EncodingKey::from_ed_pem(ed25519_pem().as_bytes()).unwrap();
+    let mut header_unknown = header_ed.clone();
+    header_unknown.kid = Some("no-such-kid".into());
+
+    // Tampered: the payload changed, the signature kept.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut tampered_claims = claims.clone();
+    tampered_claims["sub"] = json!("someone-else");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64URL.encode(tampered_claims.to_string()),
+        parts[2]
+    );
+    // alg none.
+    let none_header = B64URL.encode(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string());
+    let alg_none = format!("{none_header}.{}.", parts[1]);
+    // HS256 with the public key as the HMAC secret (the classic key-confusion forgery).
+    let jwks: Value = api
+        .client
+        .get(format!("{}/.well-known/jwks.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let x = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == json!(kid))
+        .expect("our key is published")["x"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut header_hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header_hs.kid = Some(kid.clone());
+    let hs_raw = sign(
+        &header_hs,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&B64URL.decode(&x).unwrap()),
+    );
+    let hs_text = sign(
+        &header_hs,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
+    );
+
+    let refused = [
+        ("expired", sign(&header_ed, &expired, &real_key)),
+        (
+            "wrong audience",
+            sign(&header_ed, &bad_wrong_aud, &real_key),
+        ),
+        ("wrong issuer", sign(&header_ed, &bad_wrong_iss, &real_key)),
+        ("wrong key, same kid", sign(&header_ed, &claims, &other_key)),
+        (
+            "wrong key, unknown kid",
+            sign(&header_unknown, &claims, &other_key),
+        ),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("HS256 with the raw public key", hs_raw),
+        ("HS256 with the JWK x text", hs_text),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (what, bad) in &refused {
+        let (status, h) = v.verify(Some(bad)).await;
+        assert_eq!(status, 401, "{what} must be refused");
+        let c = challenge(&h);
+        assert!(
+            c.starts_with("Bearer realm=\"auth\"") && c.contains("error=\"invalid_token\""),
+            "{what}: challenge {c}"
+        );
+        let r = v
+            .client
+            .post(format!("{}/introspect", v.base))
+            .form(&[("token", bad.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"active": false}),
+            "{what}"
+        );
+    }
+
+    // Introspection of the good token, form and JSON.
+    let form: Value = v
+        .client
+        .post(format!("{}/introspect", v.base))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(form["active"], json!(true));
+    assert_eq!(form["sub"], signed["user"]["id"]);
+    assert_eq!(form["sid"], signed["session"]["id"]);
+    assert_eq!(form["tid"], json!("default"));
+    assert_eq!(form["iss"], json!(api.issuer));
+    let by_json: Value = v
+        .client
+        .post(format!("{}/introspect", v.base))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_json, form);
+
+    // Other tenant: a good token of `acme` is 403 where only `default` is accepted.
+    let (_, platform) = api.machine_token("default", "platform");
+    let created = api
+        .gql(
+            "mutation { createTenant(input: {slug: \"acme\", name: \"Acme\"}) { slug } }",
+            json!({}),
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(
+        created["data"]["createTenant"]["slug"],
+        json!("acme"),
+        "{created}"
+    );
+    let acme = api.sign_up("acme@example.com", Some("acme")).await;
+    let acme_token = acme["accessToken"].as_str().unwrap();
+    let (status, h) = v.verify(Some(acme_token)).await;
+    assert_eq!(status, 403, "tenant not accepted here");
+    assert!(challenge(&h).contains("insufficient_scope"));
+    let (status, h) = any_tenant.verify(Some(acme_token)).await;
+    assert_eq!(status, 200, "a verifier without a tenant list accepts acme");
+    assert_eq!(header(&h, "x-auth-tenant"), "acme");
+
+    let (status, metrics) = v.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("verifier_requests_total{outcome=\"allowed\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("verifier_feed_connected 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+        .await
+        .ready()
+        .await;
+
+    let a = api.sign_up("revoke@example.com", None).await;
+    let token = a["accessToken"].as_str().unwrap().to_owned();
+    let other = api.sign_in("revoke@example.com").await;
+    let other_token = other["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(v.verify(Some(&token)).await.0, 200);
+    assert_eq!(v.verify(Some(&other_token)).await.0, 200);
+    api.sign_out(&token).await;
+    let took = v.until(&token, 401, Duration::from_secs(1)).await;
+    eprintln!("sign-out reached the verifier in {took:?}");
+    let (_, h) = v.verify(Some(&token)).await;
+    assert!(challenge(&h).contains("revoked"), "{}", challenge(&h));
+    assert_eq!(
+        v.verify(Some(&other_token)).await.0,
+        200,
+        "the other session is untouched"
+    );
+
+    // revokeAllSessions: a user cut-off.
+    let all = api
+        .gql(
+            "mutation { revokeAllSessions }",
+            json!({}),
+            Some(&other_token),
+            None,
+        )
+        .await;
+    assert!(all["errors"].is_null(), "{all}");
+    v.until(&other_token, 401, Duration::from_secs(1)).await;
+
+    // Machine tokens are introspected through the API, and dropped when deleted.
+    let (id, secret) = api.machine_token("default", "admin");
+    let (status, h) = v.verify(Some(&secret)).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, "x-auth-token-type"), "machine_token");
+    assert_eq!(header(&h, "x-auth-user"), id);
+    assert_eq!(v.verify(Some("mt_not_a_real_token")).await.0, 401);
+    let (_, admin) = api.machine_token("default", "admin");
+    let deleted = api
+        .gql(
+            "mutation($id: ID!) { deleteApiToken(id: $id) }",
+            json!({"id": id}),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteApiToken"], json!(true), "{deleted}");
+    v.until(&secret, 401, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn verifier_catches_up_after_the_api_restarts() {
+    let db = TestDb::new().await;
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut api = Api::start(&db.url, port, &issuer, &[]).await;
+    let v = Verifier::start(
+        &api.base,
+        Some(&verify_token(&api)),
+        &[("VERIFIER_STALENESS_LIMIT_SECONDS", "2")],
+    )
+    .await
+    .ready()
+    .await;
+    let a = api.sign_up("restart@example.com", None).await;
+    let token = a["accessToken"].as_str().unwrap().to_owned();
+    let b = api.sign_in("restart@example.com").await;
+    let kept = b["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(v.verify(Some(&token)).await.0, 200);
+
+    // The API goes away: the verifier says so, and after the staleness limit refuses tokens.
+    api.stop();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let (status, body) = v.get("/readyz").await;
+        if status == 503 {
+            assert!(body.contains("\"feed_connected\":false"), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readyz still ready with the API down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, metrics) = v.get("/metrics").await;
+    assert!(metrics.contains("verifier_feed_connected 0"), "{metrics}");
+    v.until(&kept, 401, Duration::from_secs(10)).await;
+    let (_, h) = v.verify(Some(&kept)).await;
+    assert!(
+        challenge(&h).contains("cannot currently confirm"),
+        "{}",
+        challenge(&h)
+    );
+
+    // A revocation made while the verifier is disconnected, through a second API process.
+    // Same database, master key and issuer: it serves the same sessions.
+    let other = Api::start(&db.url, free_port(), &issuer, &[]).await;
+    other.sign_out(&token).await;
+    drop(other);
+
+    // The first API comes back on its address; the verifier reconnects, reloads, catches up.
+    api.restart().await;
+    v.until(&kept, 200, Duration::from_secs(10)).await;
+    assert_eq!(
+        v.verify(Some(&token)).await.0,
+        401,
+        "the revocation made while away is known"
+    );
+    let (status, _) = v.get("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
+    let db = TestDb::new().await;
+    if !db.is_postgres() {
+        eprintln!("skipped: needs PostgreSQL (TEST_DATABASE_URL); SQLite has one API process");
+        return;
+    }
+    let port1 = free_port();
+    let issuer = format!("http://127.0.0.1:{port1}");
+    let api1 = Api::start(&db.url, port1, &issuer, &[]).await;
+    let api2 = Api::start(&db.url, free_port(), &issuer, &[]).await;
+    let token = verify_token(&api1);
+    let v1 = Verifier::start(&api1.base, Some(&token), &[])
+        .await
+        .ready()
+        .await;
+    let v2 = Verifier::start(&api2.base, Some(&token), &[])
+        .await
+        .ready()
+        .await;
+
+    let s = api1.sign_up("pg@example.com", None).await;
+    let access = s["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(v1.verify(Some(&access)).await.0, 200);
+    assert_eq!(v2.verify(Some(&access)).await.0, 200);
+    api1.sign_out(&access).await;
+    let (t1, t2) = tokio::join!(
+        v1.until(&access, 401, Duration::from_secs(1)),
+        v2.until(&access, 401, Duration::from_secs(1)),
+    );
+    eprintln!(
+        "revocation through API 1 reached verifier 1 in {t1:?}, verifier 2 (on API 2) in {t2:?}"
+    );
+
+    // And the other way round.
+    let again = api2.sign_in("pg@example.com").await;
+    let access = again["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(v1.verify(Some(&access)).await.0, 200);
+    api2.sign_out(&access).await;
+    v1.until(&access, 401, Duration::from_secs(1)).await;
+    v2.until(&access, 401, Duration::from_secs(1)).await;
+}
