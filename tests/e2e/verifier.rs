@@ -30,6 +30,18 @@ pub fn free_port() -> u16 {
 pub struct Proc(Option<Child>);
 
 impl Proc {
+    /// Wraps a spawned child.
+    pub fn new(child: Child) -> Proc {
+        Proc(Some(child))
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
     /// Kills the process now and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.0.take() {
