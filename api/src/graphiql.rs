@@ -24,13 +24,51 @@ use axum::response::{IntoResponse, Response};
 /// Where the assets are served; the lead routes `GET {ASSET_PREFIX}{file}` to `asset`.
 pub const ASSET_PREFIX: &str = "/graphiql/";
 
-/// The page's Content-Security-Policy. `'self'` in `connect-src` also covers `ws:`/`wss:`
-/// to the same host and port (CSP Level 3), which the subscriptions client uses.
-/// `data:` is allowed for fonts (GraphiQL's CSS embeds its fonts) and images (the empty
-/// favicon, so the browser does not ask for `/favicon.ico`).
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self' data:; font-src 'self' data:; base-uri 'none'; \
-    form-action 'none'; frame-ancestors 'none'";
+/// The page's Content-Security-Policy, with the style nonce of this response.
+///
+/// Only `'self'` for scripts, styles and connections; `'self'` in `connect-src` also covers
+/// `ws:`/`wss:` to the same host and port (CSP Level 3), which the subscriptions client
+/// uses. One exception, for styles only: the dialogs and menus of GraphiQL (Radix, through
+/// `react-remove-scroll`) insert a `<style>` element while open; it carries the nonce that
+/// `init.js` hands over (`window.__webpack_nonce__`, read from `<meta name="csp-nonce">`).
+/// No `'unsafe-inline'`, no `'unsafe-eval'`. `data:` is allowed for fonts (GraphiQL's CSS
+/// embeds its fonts) and images (the empty favicon, so the browser does not ask for
+/// `/favicon.ico`).
+fn csp(nonce: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self' 'nonce-{nonce}'; \
+         connect-src 'self'; img-src 'self' data:; font-src 'self' data:; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// A fresh nonce: 128 bits of SipHash, keyed once per process from the OS's randomness
+/// (std's `RandomState`), over a counter and the clock. Unpredictable without the key,
+/// which is all a CSP nonce needs.
+fn nonce() -> String {
+    use std::fmt::Write as _;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static KEY: LazyLock<std::collections::hash_map::RandomState> =
+        LazyLock::new(std::collections::hash_map::RandomState::new);
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut out = String::with_capacity(32);
+    for half in 0u8..2 {
+        let mut hasher = KEY.build_hasher();
+        hasher.write_u64(count);
+        hasher.write_u128(now);
+        hasher.write_u8(half);
+        let _ = write!(out, "{:016x}", hasher.finish());
+    }
+    out
+}
 
 /// Cache-Control of the assets: their URLs are versioned by content hash.
 const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -98,7 +136,10 @@ fn asset_url(name: &str) -> String {
     format!("{ASSET_PREFIX}{name}?v={:016x}", fnv1a(asset.bytes))
 }
 
-/// The page, built once.
+/// Marks where [`page`] puts the nonce of the response.
+const NONCE_SLOT: &str = "{{NONCE}}";
+
+/// The page, built once, with [`NONCE_SLOT`] for the nonce.
 static PAGE: LazyLock<String> = LazyLock::new(|| {
     format!(
         r#"<!doctype html>
@@ -107,6 +148,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
+<meta name="csp-nonce" content="{nonce_slot}">
 <title>GraphiQL · auth-api</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{graphiql_css}">
@@ -128,6 +170,7 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
         react_dom = asset_url("react-dom.production.min.js"),
         graphiql_js = asset_url("graphiql.min.js"),
         init = asset_url("init.js"),
+        nonce_slot = NONCE_SLOT,
     )
 });
 
@@ -135,8 +178,11 @@ static PAGE: LazyLock<String> = LazyLock::new(|| {
 /// (CSP allowing only 'self' for scripts, styles, connections (plus ws/wss of the same host for subscriptions if needed), X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer, Cache-Control no-store).
 ///
 /// The page posts to its own URL (`location.pathname`), so it works wherever the
-/// GraphQL endpoint is mounted. Never fails.
+/// GraphQL endpoint is mounted. Each response has its own style nonce (see [`csp`]).
+/// Never fails.
 pub fn page() -> Response {
+    let nonce = nonce();
+    let csp = HeaderValue::from_str(&csp(&nonce)).expect("the CSP is ASCII");
     (
         StatusCode::OK,
         [
@@ -144,10 +190,7 @@ pub fn page() -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             ),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(PAGE_CSP),
-            ),
+            (header::CONTENT_SECURITY_POLICY, csp),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
@@ -163,7 +206,7 @@ pub fn page() -> Response {
                 HeaderValue::from_static("same-origin"),
             ),
         ],
-        PAGE.as_str(),
+        PAGE.replace(NONCE_SLOT, &nonce),
     )
         .into_response()
 }
@@ -251,7 +294,7 @@ mod tests {
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         for directive in [
             "script-src 'self';",
-            "style-src 'self';",
+            "style-src 'self' 'nonce-",
             "connect-src 'self';",
         ] {
             assert!(csp.contains(directive), "CSP lacks {directive}: {csp}");
@@ -279,6 +322,25 @@ mod tests {
             std::task::Poll::Ready(out) => out,
             std::task::Poll::Pending => panic!("asset handler should not wait"),
         }
+    }
+
+    #[test]
+    fn nonce_in_csp_and_page_fresh_each_time() {
+        let a = nonce();
+        let b = nonce();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        let res = page();
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let start = csp.find("'nonce-").unwrap() + "'nonce-".len();
+        let nonce = &csp[start..start + 32];
+        let body = run(axum::body::to_bytes(res.into_body(), usize::MAX)).unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(body.contains(&format!(r#"<meta name="csp-nonce" content="{nonce}">"#)));
+        assert!(!body.contains(NONCE_SLOT));
     }
 
     #[test]

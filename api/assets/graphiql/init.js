@@ -11,6 +11,12 @@
 (function () {
   'use strict';
 
+  // GraphiQL's menus and dialogs (Radix, react-remove-scroll) insert a <style> element while
+  // open; it takes its nonce from this global (get-nonce). The page's CSP allows only that
+  // nonce for inline styles; the server puts a fresh one in <meta name="csp-nonce">.
+  var nonceMeta = document.querySelector('meta[name="csp-nonce"]');
+  if (nonceMeta && nonceMeta.content) window.__webpack_nonce__ = nonceMeta.content;
+
   var React = window.React;
   var GraphiQL = window.GraphiQL;
   var root = document.getElementById('graphiql');
@@ -33,7 +39,7 @@
     '# auth-api: run the operations top to bottom with the ▶ button (it asks which one).',
     '#',
     '# 1. SignUp (or SignIn if the account exists) returns tokens.',
-    '# 2. Click the key button in the toolbar on the right: it puts the access token into',
+    '# 2. Click the key button (editor toolbar, under copy): it puts the access token into',
     '#    the Authorization header and the refresh token into the variables.',
     '# 3. Me, Sessions, Refresh and SignOut then run as the signed-in user.',
     '# The tenant is the X-Tenant header (Headers pane below); without it: "default".',
