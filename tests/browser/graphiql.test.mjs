@@ -12,6 +12,7 @@
 //      runs the example document: SignUp (asserts an accessToken in the result pane), then
 //      the "use tokens" button, Me, Sessions, Refresh and SignOut.
 //   5. Saves a screenshot to tests/artifacts/graphiql.png (graphiql-failure.png on failure).
+//   6. Starts the binary again with AUTH_GRAPHIQL=false: no page, no introspection.
 //
 // Run it with tests/browser/run.sh (installs Chromium and the npm packages first).
 import { spawn } from 'node:child_process';
@@ -119,12 +120,12 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startServer() {
-  if (process.env.AUTH_API_URL) {
+async function startServer(extraEnv = {}, label = 'auth-api') {
+  if (process.env.AUTH_API_URL && !Object.keys(extraEnv).length) {
     const origin = new URL(process.env.AUTH_API_URL).origin;
     log(`using the running server at ${origin} (AUTH_API_URL)`);
     await waitHealthy(origin, null);
-    return origin;
+    return { origin, stop: async () => {} };
   }
   if (!existsSync(binary)) fail(`auth-api binary not found at ${binary}: run \`cargo build -p auth-api\` or set AUTH_API_BIN`);
   const port = await freePort();
@@ -132,7 +133,7 @@ async function startServer() {
   const dataDir = mkdtempSync(join(tmpdir(), 'auth-graphiql-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   mkdirSync(artifacts, { recursive: true });
-  const logPath = join(artifacts, 'auth-api.log');
+  const logPath = join(artifacts, `${label}.log`);
   const logStream = createWriteStream(logPath);
   const env = {
     ...process.env,
@@ -142,9 +143,10 @@ async function startServer() {
     AUTH_ISSUER: origin,
     RUST_LOG: process.env.RUST_LOG || 'info'
   };
-  delete env.AUTH_GRAPHIQL; // the default (on) is what is tested
+  delete env.AUTH_GRAPHIQL; // the default (on), unless extraEnv says otherwise
   delete env.AUTH_INTROSPECTION;
-  log(`starting ${binary} on ${origin} (log: ${logPath})`);
+  Object.assign(env, extraEnv);
+  log(`starting ${binary} on ${origin}${Object.keys(extraEnv).length ? ` with ${JSON.stringify(extraEnv)}` : ''} (log: ${logPath})`);
   const child = spawn(binary, ['serve'], { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(logStream);
   child.stderr.pipe(logStream);
@@ -152,20 +154,21 @@ async function startServer() {
   child.on('exit', (code, signal) => {
     exited.value = signal ? `signal ${signal}` : `code ${code}`;
   });
-  cleanups.push(async () => {
+  const stop = async () => {
     if (exited.value === null) {
       child.kill('SIGTERM');
       for (let i = 0; i < 50 && exited.value === null; i++) await sleep(100);
       if (exited.value === null) child.kill('SIGKILL');
     }
-  });
+  };
+  cleanups.push(stop);
   await waitHealthy(origin, () => {
     if (exited.value !== null) {
       const tail = readFileSync(logPath, 'utf8').split('\n').slice(-20).join('\n');
       fail(`auth-api exited (${exited.value}) before answering /healthz; last log lines:\n${tail}`);
     }
   });
-  return origin;
+  return { origin, stop };
 }
 
 async function waitHealthy(origin, check) {
@@ -383,13 +386,39 @@ async function run(page, origin, checkClean) {
   await checkClean('at the end');
 }
 
+// ---- 6. AUTH_GRAPHIQL=false ----------------------------------------------------------
+
+async function checkTurnedOff() {
+  if (process.env.AUTH_API_URL) {
+    log('skipping the AUTH_GRAPHIQL=false check (AUTH_API_URL: no binary to start)');
+    return;
+  }
+  const { origin, stop } = await startServer({ AUTH_GRAPHIQL: 'false' }, 'auth-api-graphiql-off');
+  const res = await fetch(`${origin}/graphql`, { headers: { Accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+  const body = await res.text();
+  if ((res.headers.get('content-type') || '').includes('text/html') || body.includes('GraphiQL')) {
+    fail(`with AUTH_GRAPHIQL=false, GET /graphql from a browser still answers the page (HTTP ${res.status})`);
+  }
+  const asset = await fetch(`${origin}/graphiql/init.js`);
+  const introspection = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ query: '{ __schema { queryType { name } } }' })
+  }).then((r) => r.json());
+  if (!introspection.errors && introspection.data?.__schema) fail(`with AUTH_GRAPHIQL=false, introspection still answers: ${JSON.stringify(introspection)}`);
+  log(`AUTH_GRAPHIQL=false: GET /graphql answers HTTP ${res.status} ${res.headers.get('content-type')}, introspection refused; assets answer HTTP ${asset.status}`);
+  await stop();
+}
+
 // ---- main ------------------------------------------------------------------------------
 
 let status = 0;
 try {
   checkPinnedAssets();
-  const origin = await startServer();
+  const { origin, stop } = await startServer();
   await browse(origin);
+  await stop();
+  await checkTurnedOff();
   log('PASS');
 } catch (e) {
   status = 1;
