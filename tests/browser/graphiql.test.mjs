@@ -22,6 +22,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { getIntrospectionQuery } from 'graphql';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -341,6 +342,22 @@ async function run(page, origin, checkClean) {
   );
   if (!headersPane.includes('"X-Tenant": "default"')) fail(`the headers pane is not prefilled with X-Tenant: ${headersPane}`);
   log('editor loaded with the example document and the X-Tenant header');
+
+  // GraphiQL's docs need the standard introspection query (15 fields deep) to pass the
+  // server's depth and complexity limits: say so plainly if it does not.
+  const introspection = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Tenant': 'default' },
+    body: JSON.stringify({ query: getIntrospectionQuery({ inputValueDeprecation: true, schemaDescription: true }) })
+  })
+    .then((r) => r.json())
+    .catch((e) => ({ errors: [{ message: String(e) }] }));
+  if (introspection.errors || !introspection.data?.__schema) {
+    fail(
+      `the standard introspection query (what GraphiQL sends for its docs) fails: ${JSON.stringify(introspection.errors || introspection.data)}` +
+        ' (is introspection on? the query is 15 fields deep and has about 230 fields: the schema depth/complexity limits must allow it)'
+    );
+  }
 
   // Documentation explorer: shows the schema (introspection through the page's fetcher).
   await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
