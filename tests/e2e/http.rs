@@ -55,8 +55,8 @@ async fn malformed_requests_get_graphql_shaped_4xx() {
     }
     let too_deep = format!(
         "{{ __schema {{ types {{ fields {{ type {}name{} }} }} }} }}",
-        "{ ofType ".repeat(12),
-        " }".repeat(13)
+        "{ ofType ".repeat(16),
+        " }".repeat(16)
     );
     let body = app.gql(&too_deep, json!({}), None).await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");

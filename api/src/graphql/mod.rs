@@ -20,7 +20,7 @@ pub use error::{ErrorCode, GqlResultExt};
 pub type AuthSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
 
 /// Largest nesting depth of a query.
-pub const MAX_DEPTH: usize = 12;
+pub const MAX_DEPTH: usize = 16;
 /// Largest complexity of a query; password operations cost 50 each, so one request holds at
 /// most four of them however many aliases it uses.
 pub const MAX_COMPLEXITY: usize = 250;
