@@ -17,36 +17,51 @@ const PASSWORD: &str = "correct horse battery staple";
 
 #[tokio::main]
 async fn main() {
-    let ops: usize = std::env::var("BENCH_OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let ops: usize = std::env::var("BENCH_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let rounds = 3;
     let concurrency = std::thread::available_parallelism().map_or(2, |n| n.get());
 
     let dir = std::env::temp_dir().join(format!("auth-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| format!("sqlite://{}", dir.join("bench.db").display()));
+    let url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.join("bench.db").display()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = Config::for_database(&url);
     config.master_key = Some(auth_api::crypto::MasterKey::generate());
     config.issuer = format!("http://{addr}");
     let app = auth_api::startup::build(config).await.unwrap();
-    tokio::spawn(auth_api::startup::run(app, listener, std::future::pending()));
+    tokio::spawn(auth_api::startup::run(
+        app,
+        listener,
+        std::future::pending(),
+    ));
     let endpoint = format!("http://{addr}/graphql");
     let client = reqwest::Client::new();
     let sign_up = json!({"query": "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accessToken } }", "variables": {"e": "bench@example.com", "p": PASSWORD}});
     client.post(&endpoint).json(&sign_up).send().await.unwrap();
     let sign_in = json!({"query": "mutation($e: String!, $p: String!) { signIn(input: {email: $e, password: $p}) { accessToken refreshToken session { id } } }", "variables": {"e": "bench@example.com", "p": PASSWORD}});
 
-    let hash = passwords::argon2().hash_password(PASSWORD.as_bytes()).unwrap().to_string();
+    let hash = passwords::argon2()
+        .hash_password(PASSWORD.as_bytes())
+        .unwrap()
+        .to_string();
     let mut bare_total = Duration::ZERO;
     let mut sign_in_total = Duration::ZERO;
     for round in 0..rounds {
         let bare = run(concurrency, ops, || {
             let hash = hash.clone();
             async move {
-                tokio::task::spawn_blocking(move || passwords::argon2().verify_password(PASSWORD.as_bytes(), hash.as_str()).is_ok())
-                    .await
-                    .unwrap();
+                tokio::task::spawn_blocking(move || {
+                    passwords::argon2()
+                        .verify_password(PASSWORD.as_bytes(), hash.as_str())
+                        .is_ok()
+                })
+                .await
+                .unwrap();
             }
         })
         .await;
