@@ -48,7 +48,7 @@ impl Issuer {
         let claims = AccessClaims {
             iss: self.base.clone(),
             aud: self.base.clone(),
-            sub: format!("user-{sid}"),
+            sub: sid.replacen("0195a3c4", "0195a3c5", 1),
             tid: "default".into(),
             sid: sid.into(),
             roles: vec!["member".into()],
@@ -97,7 +97,8 @@ async fn issuer(addr: &str, tokens_file: &str, n: usize) -> anyhow::Result<()> {
     });
     let mut out = String::with_capacity(n * 300);
     for i in 0..n {
-        out.push_str(&st.mint(&format!("s{i}"))?);
+        // Session and user ids shaped like the API's UUIDs, so entries are of realistic size.
+        out.push_str(&st.mint(&format!("0195a3c4-0000-7000-8000-{i:012}"))?);
         out.push('\n');
     }
     std::fs::write(tokens_file, out).context("write tokens")?;
