@@ -5,7 +5,9 @@ mod helpers;
 
 mod accounts;
 mod http;
+mod proxy_nginx;
 mod schema;
 mod sessions;
 mod tenants;
 mod tokens;
+mod verifier;
