@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
-use crate::domain::{
-    ADMIN_ROLE, Email, Invalid, Millis, Password, Scope, Tenant, TenantSlug, now_ms,
-};
+use crate::domain::{ADMIN_ROLE, Email, Invalid, Password, Scope, Tenant, TenantSlug, now_ms};
 use crate::feed::Feed;
 use crate::keys::KeyRing;
 use crate::store::api_tokens::ApiToken;
@@ -319,7 +317,7 @@ impl Auth {
             }
             other => other?,
         };
-        self.audit(tenant, "user.sign_up", &user.id, None, origin)
+        self.audit(tenant, None, "user.sign_up", &user.id, None, origin)
             .await;
         self.start_session(tenant, user, "password", origin).await
     }
@@ -344,7 +342,7 @@ impl Auth {
         if !passwords::verify(password, hash).await? {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             if let Some(user) = &user {
-                self.audit(tenant, "user.sign_in_failed", &user.id, None, origin)
+                self.audit(tenant, None, "user.sign_in_failed", &user.id, None, origin)
                     .await;
             }
             return Err(Error::InvalidCredentials);
@@ -358,7 +356,7 @@ impl Auth {
         }
         metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
             .increment(1);
-        self.audit(tenant, "user.sign_in", &user.id, None, origin)
+        self.audit(tenant, None, "user.sign_in", &user.id, None, origin)
             .await;
         self.start_session(tenant, user, "password", origin).await
     }
@@ -469,6 +467,7 @@ impl Auth {
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         self.audit(
             tenant,
+            None,
             "session.created",
             &user.id,
             Some(&session.id),
@@ -571,8 +570,15 @@ impl Auth {
             return Err(Error::NotFound("session"));
         }
         self.publish_session_revocation(tenant, id).await?;
-        self.audit_as(tenant, caller, "session.revoked", user_id, Some(id), origin)
-            .await;
+        self.audit(
+            tenant,
+            Some(caller),
+            "session.revoked",
+            user_id,
+            Some(id),
+            origin,
+        )
+        .await;
         Ok(())
     }
 
@@ -596,9 +602,9 @@ impl Auth {
     ) -> Result<u64> {
         let user_id = user_of(caller)?.to_owned();
         let count = self.revoke_user(tenant, &user_id, "revoked_all").await?;
-        self.audit_as(
+        self.audit(
             tenant,
-            caller,
+            Some(caller),
             "session.revoked_all",
             &user_id,
             None,
@@ -739,9 +745,11 @@ impl Auth {
 
     // ----- audit ----------------------------------------------------------------------------
 
+    /// Record an event about `user_id`, done by `actor` (the user themself when `None`).
     async fn audit(
         &self,
         tenant: &Tenant,
+        actor: Option<&Caller>,
         action: &str,
         user_id: &str,
         session_id: Option<&str>,
@@ -749,27 +757,7 @@ impl Auth {
     ) {
         let event = AuditEvent {
             action,
-            actor: Some(format!("user:{user_id}")),
-            user_id: Some(user_id),
-            session_id,
-            ip: origin.ip.as_deref(),
-            detail: serde_json::json!({}),
-        };
-        self.store.audit(&tenant.id, event).await;
-    }
-
-    async fn audit_as(
-        &self,
-        tenant: &Tenant,
-        caller: &Caller,
-        action: &str,
-        user_id: &str,
-        session_id: Option<&str>,
-        origin: &Origin,
-    ) {
-        let event = AuditEvent {
-            action,
-            actor: Some(caller.actor()),
+            actor: Some(actor.map_or_else(|| format!("user:{user_id}"), Caller::actor)),
             user_id: Some(user_id),
             session_id,
             ip: origin.ip.as_deref(),
@@ -804,6 +792,3 @@ fn clean_name(name: Option<&str>) -> Result<Option<String>> {
     }
     Ok(Some(name.to_owned()))
 }
-
-/// Milliseconds, re-exported for the GraphQL layer's time formatting.
-pub type Time = Millis;
