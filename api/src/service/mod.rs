@@ -317,9 +317,8 @@ impl Auth {
             }
             other => other?,
         };
-        self.audit(tenant, None, "user.sign_up", &user.id, None, origin)
-            .await;
-        self.start_session(tenant, user, "password", origin).await
+        self.start_session(tenant, user, "password", "user.sign_up", origin)
+            .await
     }
 
     /// Sign in with email and password. An unknown email and a wrong password answer
@@ -356,9 +355,8 @@ impl Auth {
         }
         metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
             .increment(1);
-        self.audit(tenant, None, "user.sign_in", &user.id, None, origin)
-            .await;
-        self.start_session(tenant, user, "password", origin).await
+        self.start_session(tenant, user, "password", "user.sign_in", origin)
+            .await
     }
 
     /// Exchange a refresh token for a new pair. A used token presented again within the
@@ -450,6 +448,7 @@ impl Auth {
         tenant: &Tenant,
         user: User,
         method: &str,
+        action: &str,
         origin: &Origin,
     ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
@@ -462,18 +461,10 @@ impl Auth {
                 origin,
                 self.config.session_ttl_seconds * 1000,
                 &crypto::token_hash(&refresh_token),
+                action,
             )
             .await?;
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
-        self.audit(
-            tenant,
-            None,
-            "session.created",
-            &user.id,
-            Some(&session.id),
-            origin,
-        )
-        .await;
         Ok(Issued {
             tokens: TokenPair {
                 access_token,

@@ -41,22 +41,7 @@ impl Store {
     /// Record an event. Failures are logged, not raised: the audit log must not turn a
     /// completed action into an error.
     pub async fn audit(&self, tenant_id: &str, event: AuditEvent<'_>) {
-        let result = sqlx::query(
-            "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(new_id())
-        .bind(tenant_id)
-        .bind(now_ms())
-        .bind(event.action)
-        .bind(&event.actor)
-        .bind(event.user_id)
-        .bind(event.session_id)
-        .bind(event.ip)
-        .bind(event.detail.to_string())
-        .execute(self.pool())
-        .await;
-        if let Err(error) = result {
+        if let Err(error) = insert_audit(self.pool(), tenant_id, &event).await {
             tracing::error!(error = %error, action = event.action, "audit event not recorded");
         }
     }
@@ -89,4 +74,29 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Insert an event through any executor, so that a write and its audit row can share one
+/// transaction.
+pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    executor: E,
+    tenant_id: &str,
+    event: &AuditEvent<'_>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(new_id())
+    .bind(tenant_id)
+    .bind(now_ms())
+    .bind(event.action)
+    .bind(&event.actor)
+    .bind(event.user_id)
+    .bind(event.session_id)
+    .bind(event.ip)
+    .bind(event.detail.to_string())
+    .execute(executor)
+    .await?;
+    Ok(())
 }

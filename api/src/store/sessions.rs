@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::audit::{AuditEvent, insert_audit};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Millis, new_id, now_ms};
 
@@ -93,7 +94,8 @@ fn session(row: &AnyRow) -> StoreResult<Session> {
 }
 
 impl Store {
-    /// Start a session with its first refresh token (stored as `refresh_hash`).
+    /// Start a session with its first refresh token (stored as `refresh_hash`), recording
+    /// `action` in the audit log in the same transaction: one commit per sign-in.
     pub async fn create_session(
         &self,
         tenant_id: &str,
@@ -102,6 +104,7 @@ impl Store {
         device: &Device,
         lifetime_ms: i64,
         refresh_hash: &str,
+        action: &str,
     ) -> StoreResult<Session> {
         let now = now_ms();
         let session = Session {
@@ -140,6 +143,15 @@ impl Store {
             session.expires_at,
         )
         .await?;
+        let event = AuditEvent {
+            action,
+            actor: Some(format!("user:{user_id}")),
+            user_id: Some(user_id),
+            session_id: Some(&session.id),
+            ip: device.ip.as_deref(),
+            detail: serde_json::json!({ "method": method }),
+        };
+        insert_audit(&mut *tx, tenant_id, &event).await?;
         tx.commit().await?;
         Ok(session)
     }
