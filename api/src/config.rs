@@ -152,6 +152,20 @@ pub struct Config {
     #[arg(long, env = "AUTH_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Outgoing mail server, e.g. `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465` (TLS); unset = mail is written to the log.
+    #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of mail when the tenant's branding names none.
+    #[arg(
+        long,
+        env = "AUTH_MAIL_FROM",
+        default_value = "Auth <no-reply@localhost>",
+        global = true
+    )]
+    pub mail_from: String,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,

@@ -46,6 +46,35 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The part after the `@`.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+
+    /// Whether a list entry names this address: a whole address, or a domain written
+    /// `example.com` or `@example.com` (which also covers its subdomains).
+    pub fn matches_pattern(&self, entry: &str) -> bool {
+        let entry = entry.trim().to_lowercase();
+        if entry.is_empty() {
+            return false;
+        }
+        if let Some(domain) = entry.strip_prefix('@') {
+            return self.in_domain(domain);
+        }
+        if entry.contains('@') {
+            return entry == self.0;
+        }
+        self.in_domain(&entry)
+    }
+
+    fn in_domain(&self, domain: &str) -> bool {
+        let own = self.domain();
+        own == domain
+            || own
+                .strip_suffix(domain)
+                .is_some_and(|rest| rest.ends_with('.'))
+    }
 }
 
 impl fmt::Display for Email {
@@ -148,6 +177,85 @@ pub struct Tenant {
     pub name: String,
     /// When it was created.
     pub created_at: Millis,
+    /// Sign-in rules, branding and mail templates.
+    pub settings: TenantSettings,
+}
+
+/// A tenant's own rules, stored as JSON with the tenant; every field has a default, so an
+/// empty object is a complete configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TenantSettings {
+    /// Digits in an emailed sign-in code.
+    pub otp_length: u32,
+    /// Lifetime of a sign-in code, in seconds.
+    pub otp_ttl_seconds: i64,
+    /// Wrong codes a challenge survives; the next wrong one kills it.
+    pub max_login_attempts: u32,
+    /// When not empty, only these emails and domains (`example.com` or `@example.com`) may
+    /// create accounts or receive sign-in codes.
+    pub allow_list: Vec<String>,
+    /// Emails and domains that may never create accounts or receive codes.
+    pub deny_list: Vec<String>,
+    /// Link in password-reset mail; the token is appended as `token=…`. Unset: the mail
+    /// carries the token alone.
+    pub password_reset_url: Option<String>,
+    /// How mail looks.
+    pub branding: Branding,
+    /// Mail templates replacing the shipped ones, by template name (`signin`, …).
+    pub templates: std::collections::BTreeMap<String, MailTemplate>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            otp_length: 6,
+            otp_ttl_seconds: 600,
+            max_login_attempts: 3,
+            allow_list: Vec::new(),
+            deny_list: Vec::new(),
+            password_reset_url: None,
+            branding: Branding::default(),
+            templates: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// A tenant's look in mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Branding {
+    /// Product name shown in mail; the tenant's name when unset.
+    pub product_name: Option<String>,
+    /// Logo URL for HTML mail.
+    pub logo_url: Option<String>,
+    /// Accent colour for HTML mail, e.g. `#2f6fed`.
+    pub primary_color: Option<String>,
+    /// Sender, e.g. `Acme <no-reply@acme.test>`; `AUTH_MAIL_FROM` when unset.
+    pub mail_from: Option<String>,
+    /// Where people can ask for help.
+    pub support_email: Option<String>,
+}
+
+/// One mail template: minijinja sources for the subject and the bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailTemplate {
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Plain-text body.
+    pub text: Option<String>,
+    /// HTML body.
+    pub html: Option<String>,
+}
+
+impl TenantSettings {
+    /// Whether the lists let `email` create an account or receive a code: not deny-listed,
+    /// and allow-listed when there is an allow list.
+    pub fn admits(&self, email: &Email) -> bool {
+        let matches = |list: &[String]| list.iter().any(|entry| email.matches_pattern(entry));
+        !matches(&self.deny_list) && (self.allow_list.is_empty() || matches(&self.allow_list))
+    }
 }
 
 /// A scope of a machine token.

@@ -22,6 +22,7 @@ pub mod graphql;
 pub mod http;
 pub mod internal;
 pub mod keys;
+pub mod mail;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -15,6 +15,7 @@ use crate::db::{Backend, Db};
 use crate::feed::Feed;
 use crate::http::{AppState, router};
 use crate::keys::KeyRing;
+use crate::mail::Mailer;
 use crate::service::{Auth, passwords};
 use crate::store::Store;
 
@@ -42,7 +43,8 @@ pub async fn build(config: Config) -> anyhow::Result<App> {
     .await?;
     let config = Arc::new(config);
     let feed = Feed::new(store.clone());
-    let auth = Auth::new(store, keys, feed, master, config.clone());
+    let mailer = Mailer::new(&config, store.clone(), master.clone())?;
+    let auth = Auth::new(store, keys, feed, master, mailer, config.clone());
     let schema = crate::graphql::schema(Some(auth.clone()), config.introspection());
     passwords::warm_up();
     crate::http::metrics_handle();
@@ -70,12 +72,14 @@ pub async fn run(
             .run(state.config.database_url.clone()),
     );
     let janitor = tokio::spawn(janitor(state.clone()));
+    let mailer = tokio::spawn(state.auth.mailer().clone().run());
     let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     feed.abort();
     janitor.abort();
+    mailer.abort();
     served.context("server failed")
 }
 

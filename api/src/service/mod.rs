@@ -13,6 +13,7 @@ use crate::crypto::{self, MasterKey};
 use crate::domain::{ADMIN_ROLE, Email, Invalid, Password, Scope, Tenant, TenantSlug, now_ms};
 use crate::feed::Feed;
 use crate::keys::KeyRing;
+use crate::mail::Mailer;
 use crate::store::api_tokens::ApiToken;
 use crate::store::audit::AuditEvent;
 use crate::store::sessions::{Device, Session};
@@ -156,6 +157,7 @@ pub struct Auth {
     keys: KeyRing,
     feed: Feed,
     master: MasterKey,
+    mailer: Mailer,
     config: Arc<Config>,
 }
 
@@ -172,6 +174,7 @@ impl Auth {
         keys: KeyRing,
         feed: Feed,
         master: MasterKey,
+        mailer: Mailer,
         config: Arc<Config>,
     ) -> Self {
         Self {
@@ -179,8 +182,14 @@ impl Auth {
             keys,
             feed,
             master,
+            mailer,
             config,
         }
+    }
+
+    /// The mailer.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
     }
 
     /// The store.

@@ -5,6 +5,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod keys;
+pub mod outbox;
 pub mod revocations;
 pub mod sessions;
 pub mod tenants;

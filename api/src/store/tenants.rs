@@ -3,11 +3,11 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, StoreResult, conflict_on_unique};
-use crate::domain::{Millis, Tenant, TenantSlug, new_id, now_ms};
+use crate::domain::{Millis, Tenant, TenantSettings, TenantSlug, new_id, now_ms};
 
 macro_rules! columns {
     () => {
-        "id, slug, name, created_at"
+        "id, slug, name, settings, created_at"
     };
 }
 
@@ -17,6 +17,16 @@ fn tenant(row: &sqlx::any::AnyRow) -> StoreResult<Tenant> {
         slug: row.try_get("slug")?,
         name: row.try_get("name")?,
         created_at: row.try_get::<i64, _>("created_at")? as Millis,
+        settings: settings(&row.try_get::<String, _>("settings")?),
+    })
+}
+
+/// Stored settings; a row that no longer parses (written by a newer version, say) falls back
+/// to the defaults rather than locking the tenant out.
+fn settings(json: &str) -> TenantSettings {
+    serde_json::from_str(json).unwrap_or_else(|error| {
+        tracing::error!(error = %error, "tenant settings do not parse; using the defaults");
+        TenantSettings::default()
     })
 }
 
@@ -83,6 +93,7 @@ impl Store {
             slug: slug.as_str().to_owned(),
             name: name.to_owned(),
             created_at: now_ms(),
+            settings: TenantSettings::default(),
         };
         sqlx::query(
             "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
@@ -95,6 +106,24 @@ impl Store {
         .await
         .map_err(conflict_on_unique("tenant"))?;
         Ok(tenant)
+    }
+
+    /// Replace a tenant's settings.
+    pub async fn set_tenant_settings(
+        &self,
+        tenant_id: &str,
+        settings: &TenantSettings,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let done = sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
+            .bind(json)
+            .bind(tenant_id)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// Delete a tenant and, by cascade, everything it owns.
