@@ -166,6 +166,11 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Scales every rate limit (sign-in, codes, resets; per IP and per email): 2 doubles
+    /// them, 0 turns rate limiting off. Account lockout after failed sign-ins stays on.
+    #[arg(long, env = "AUTH_RATE_LIMIT_FACTOR", default_value_t = 1.0, value_parser = parse_factor, global = true)]
+    pub rate_limit_factor: f64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,
@@ -199,6 +204,13 @@ impl Config {
         let rest = rest.trim_start_matches("//");
         let path = rest.split('?').next().unwrap_or_default();
         (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
+}
+
+fn parse_factor(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(factor) if factor.is_finite() && factor >= 0.0 => Ok(factor),
+        _ => Err("must be a number, 0 or more".into()),
     }
 }
 

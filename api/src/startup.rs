@@ -83,7 +83,8 @@ pub async fn run(
     served.context("server failed")
 }
 
-/// Housekeeping every few minutes: expired sessions, spent successors, old revocations.
+/// Housekeeping every few minutes: expired sessions, spent successors, old revocations,
+/// ended challenges and stale rate-limit counters.
 async fn janitor(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
     loop {
@@ -97,6 +98,13 @@ async fn janitor(state: AppState) {
         }
         if let Err(error) = store.purge_revocations().await {
             tracing::warn!(error = %error, "revocation purge failed");
+        }
+        let now = crate::domain::now_ms();
+        if let Err(error) = store.purge_challenges(now).await {
+            tracing::warn!(error = %error, "challenge purge failed");
+        }
+        if let Err(error) = store.purge_limits(now).await {
+            tracing::warn!(error = %error, "rate-limit purge failed");
         }
         state.auth.keys().reload_if_stale().await;
     }

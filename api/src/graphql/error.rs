@@ -55,7 +55,7 @@ impl ErrorExtensions for Error {
             Error::BadInput(_) => ErrorCode::BadUserInput,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
-            Error::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Error::InvalidCredentials | Error::WrongSecret(_) => ErrorCode::InvalidCredentials,
             Error::RateLimited { retry_after } => {
                 let retry_after = *retry_after;
                 return async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {

@@ -4,8 +4,8 @@ use async_graphql::{Context, ID, Object};
 
 use super::guard::Access;
 use super::types::{
-    AuthPayload, CreateApiTokenInput, CreateTenantInput, CreatedApiToken, SignInInput, SignUpInput,
-    Tenant,
+    AuthPayload, CreateApiTokenInput, CreateTenantInput, CreatedApiToken, OtpChallenge,
+    RequestOtpInput, ResetPasswordInput, SignInInput, SignUpInput, Tenant, VerifyOtpInput,
 };
 use super::{GqlResultExt, caller, parts};
 use crate::domain::Scope;
@@ -49,6 +49,77 @@ impl Mutation {
             &request.tenant,
             &input.email,
             &input.password,
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(AuthPayload)
+    }
+
+    /// Mail a sign-in code. The answer is the same whether or not the address has an account;
+    /// a new request makes earlier codes for the address stop working.
+    #[graphql(complexity = 25)]
+    async fn request_otp(
+        &self,
+        ctx: &Context<'_>,
+        input: RequestOtpInput,
+    ) -> async_graphql::Result<OtpChallenge> {
+        let (auth, request) = parts(ctx)?;
+        auth.request_otp(&request.tenant, &input.email, &request.origin)
+            .await
+            .gql()
+            .map(OtpChallenge::from)
+    }
+
+    /// Sign in with a mailed code, creating the account on first use. A wrong code counts
+    /// against the challenge; after the tenant's `maxLoginAttempts` it stops working.
+    #[graphql(complexity = 50)]
+    async fn verify_otp(
+        &self,
+        ctx: &Context<'_>,
+        input: VerifyOtpInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let (auth, request) = parts(ctx)?;
+        auth.verify_otp(
+            &request.tenant,
+            &input.email,
+            &input.challenge_id,
+            &input.code,
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(AuthPayload)
+    }
+
+    /// Mail a password-reset link (valid one hour) if the address has an account; answers
+    /// `true` either way.
+    #[graphql(complexity = 25)]
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.request_password_reset(&request.tenant, &email, &request.origin)
+            .await
+            .gql()
+            .map(|()| true)
+    }
+
+    /// Set a new password with the secret from a reset mail. Every session of the account
+    /// ends; the answer is a new one.
+    #[graphql(complexity = 50)]
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ResetPasswordInput,
+    ) -> async_graphql::Result<AuthPayload> {
+        let (auth, request) = parts(ctx)?;
+        auth.reset_password(
+            &request.tenant,
+            &input.token,
+            &input.new_password,
             &request.origin,
         )
         .await

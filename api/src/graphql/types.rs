@@ -357,6 +357,55 @@ pub struct SignInInput {
     pub password: String,
 }
 
+/// `requestOtp` input.
+#[derive(InputObject)]
+pub struct RequestOtpInput {
+    /// Where to send the code.
+    pub email: String,
+}
+
+/// `verifyOtp` input.
+#[derive(InputObject)]
+pub struct VerifyOtpInput {
+    /// The address the code was sent to.
+    pub email: String,
+    /// `challengeId` from `requestOtp`.
+    pub challenge_id: ID,
+    /// The code from the mail.
+    pub code: String,
+}
+
+/// `resetPassword` input.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The secret from the reset mail.
+    pub token: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+/// A sign-in code on its way. The answer is the same whether or not the address has an
+/// account; `verifyOtp` creates one on first use.
+#[derive(SimpleObject)]
+pub struct OtpChallenge {
+    /// Pass to `verifyOtp`.
+    pub challenge_id: ID,
+    /// When the code stops working.
+    pub expires_at: DateTime,
+    /// Digits in the code.
+    pub code_length: i32,
+}
+
+impl From<service::OtpChallenge> for OtpChallenge {
+    fn from(challenge: service::OtpChallenge) -> Self {
+        Self {
+            challenge_id: ID(challenge.challenge_id),
+            expires_at: DateTime(challenge.expires_at),
+            code_length: challenge.code_length as i32,
+        }
+    }
+}
+
 /// `createApiToken` input.
 #[derive(InputObject)]
 pub struct CreateApiTokenInput {

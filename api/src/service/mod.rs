@@ -1,7 +1,13 @@
 //! The rules: sign-up and sign-in, tokens and sessions, machine tokens, tenants. Plain
 //! functions over the [`Store`], the [`KeyRing`] and the [`Feed`]; nothing here knows HTTP.
 
+mod challenges;
+mod limits;
 pub mod passwords;
+
+pub use challenges::OtpChallenge;
+use limits::Guarded;
+pub use limits::lock_duration_ms;
 
 use std::sync::Arc;
 
@@ -42,6 +48,9 @@ pub enum Error {
     /// `INVALID_CREDENTIALS`: the same answer for an unknown email and a wrong password.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// `INVALID_CREDENTIALS` for emailed secrets: a wrong, expired or used code or link.
+    #[error("{0}")]
+    WrongSecret(&'static str),
     /// `RATE_LIMITED`, with the seconds after which a retry can succeed.
     #[error("too many attempts; retry in {retry_after} s")]
     RateLimited {
@@ -301,6 +310,7 @@ impl Auth {
         origin: &Origin,
     ) -> Result<Issued> {
         let email = Email::parse(email)?;
+        self.check_lists(tenant, &email)?;
         let name = clean_name(name)?;
         let password = Password::new(
             password,
@@ -339,16 +349,22 @@ impl Auth {
         password: &str,
         origin: &Origin,
     ) -> Result<Issued> {
+        self.throttle(tenant, Guarded::SignIn, email, origin)
+            .await?;
         let Ok(email) = Email::parse(email) else {
             // Still spend the hash, so malformed and unknown look the same from outside.
             passwords::verify(password, None).await?;
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             return Err(Error::InvalidCredentials);
         };
+        let had_failures = self.check_lockout(tenant, &email).await.inspect_err(|_| {
+            metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked").increment(1);
+        })?;
         let user = self.store.user_by_email(&tenant.id, &email).await?;
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !passwords::verify(password, hash).await? {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
+            self.record_failure(tenant, &email).await?;
             if let Some(user) = &user {
                 self.audit(tenant, None, "user.sign_in_failed", &user.id, None, origin)
                     .await;
@@ -356,16 +372,33 @@ impl Auth {
             return Err(Error::InvalidCredentials);
         }
         let mut user = user.expect("a verified password belongs to a user");
-        if self.is_configured_admin(tenant, &email) && !user.roles.iter().any(|r| r == ADMIN_ROLE) {
+        if had_failures {
+            self.store
+                .clear_sign_in_failures(&tenant.id, email.as_str())
+                .await?;
+        }
+        self.grant_configured_admin(tenant, &email, &mut user)
+            .await?;
+        metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
+            .increment(1);
+        self.start_session(tenant, user, "password", "user.sign_in", origin)
+            .await
+    }
+
+    /// Give `user` the admin role when `AUTH_ADMIN_EMAILS` names their address.
+    async fn grant_configured_admin(
+        &self,
+        tenant: &Tenant,
+        email: &Email,
+        user: &mut User,
+    ) -> Result<()> {
+        if self.is_configured_admin(tenant, email) && !user.roles.iter().any(|r| r == ADMIN_ROLE) {
             user.roles.push(ADMIN_ROLE.to_owned());
             self.store
                 .set_roles(&tenant.id, &user.id, &user.roles)
                 .await?;
         }
-        metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
-            .increment(1);
-        self.start_session(tenant, user, "password", "user.sign_in", origin)
-            .await
+        Ok(())
     }
 
     /// Exchange a refresh token for a new pair. A used token presented again within the

@@ -4,7 +4,9 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod challenges;
 pub mod keys;
+pub mod limits;
 pub mod outbox;
 pub mod revocations;
 pub mod sessions;

@@ -1,0 +1,272 @@
+//! Secrets sent by mail: passwordless sign-in codes (`requestOtp` / `verifyOtp`, creating
+//! the account on first use) and password resets.
+
+use serde_json::json;
+
+use super::limits::Guarded;
+use super::{Auth, Error, Issued, Origin, Result};
+use crate::crypto;
+use crate::domain::{ADMIN_ROLE, Email, Millis, Password, Tenant, new_id, now_ms};
+use crate::mail::Template;
+use crate::store::StoreError;
+use crate::store::challenges::{ChallengeKind, NewChallenge};
+use crate::store::users::NewUser;
+
+/// Lifetime of a password-reset secret.
+const RESET_TTL_MS: i64 = 3_600_000;
+
+/// A sign-in code on its way: what `requestOtp` answers, the same whether or not the
+/// address has an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtpChallenge {
+    /// Names the challenge in `verifyOtp`.
+    pub challenge_id: String,
+    /// When the code stops working.
+    pub expires_at: Millis,
+    /// Digits in the code.
+    pub code_length: u32,
+}
+
+const CODE_GONE: Error =
+    Error::WrongSecret("this code has expired or was already used; request a new one");
+const CODE_WRONG: Error = Error::WrongSecret("the code is wrong");
+const RESET_GONE: Error =
+    Error::WrongSecret("this reset link is invalid or has expired; request a new one");
+
+fn otp_context(challenge_id: &str) -> String {
+    format!("otp:{challenge_id}")
+}
+
+impl Auth {
+    /// `FORBIDDEN` unless the tenant's allow and deny lists admit the address; checked on
+    /// every path that creates an account or sends a code.
+    pub(super) fn check_lists(&self, tenant: &Tenant, email: &Email) -> Result<()> {
+        if tenant.settings.admits(email) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this email address may not sign up or sign in here".into(),
+            ))
+        }
+    }
+
+    /// Mail a sign-in code. Earlier open codes of the address stop working.
+    pub async fn request_otp(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        origin: &Origin,
+    ) -> Result<OtpChallenge> {
+        self.throttle(tenant, Guarded::RequestOtp, email, origin)
+            .await?;
+        let email = Email::parse(email)?;
+        self.check_lists(tenant, &email)?;
+        let settings = &tenant.settings;
+        let code_length = settings.otp_length.clamp(4, 10);
+        let ttl_ms = settings.otp_ttl_seconds.clamp(30, 86_400) * 1000;
+        let user = self.store.user_by_email(&tenant.id, &email).await?;
+        let id = new_id();
+        let code = crypto::random_digits(code_length);
+        let now = now_ms();
+        let template = if user.is_some() {
+            Template::Signin
+        } else {
+            Template::Signup
+        };
+        let mail = self.mailer.compose(
+            tenant,
+            &email,
+            template,
+            json!({ "code": code, "expires_minutes": (ttl_ms + 59_999) / 60_000, "email": email.as_str() }),
+        )?;
+        let challenge = NewChallenge {
+            id: &id,
+            kind: ChallengeKind::Otp,
+            email: email.as_str(),
+            user_id: user.as_ref().map(|u| u.id.as_str()),
+            secret_hash: &self.master.keyed_hash(&otp_context(&id), &code),
+            max_attempts: i64::from(settings.max_login_attempts.clamp(1, 20)),
+            expires_at: now + ttl_ms,
+        };
+        self.store
+            .open_challenge(&tenant.id, &challenge, now, Some(&mail))
+            .await?;
+        self.mailer.wake();
+        metrics::counter!("auth_otp_requested_total").increment(1);
+        let expires_at = challenge.expires_at;
+        Ok(OtpChallenge {
+            challenge_id: id,
+            expires_at,
+            code_length,
+        })
+    }
+
+    /// Turn a mailed code into a session, creating the account on first use.
+    pub async fn verify_otp(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        challenge_id: &str,
+        code: &str,
+        origin: &Origin,
+    ) -> Result<Issued> {
+        self.throttle(tenant, Guarded::VerifyOtp, email, origin)
+            .await?;
+        let email = Email::parse(email)?;
+        let now = now_ms();
+        let challenge = match self
+            .store
+            .attempt_challenge(&tenant.id, ChallengeKind::Otp, challenge_id, now)
+            .await
+        {
+            Err(StoreError::NotFound) => return Err(CODE_GONE),
+            other => other?,
+        };
+        let expected = self
+            .master
+            .keyed_hash(&otp_context(&challenge.id), code.trim());
+        // Compare the hash whatever the email, so a mismatch of either costs the same.
+        let right = crypto::constant_time_eq(&expected, &challenge.secret_hash)
+            & crypto::constant_time_eq(&challenge.email, email.as_str());
+        if !right {
+            if challenge.attempts >= challenge.max_attempts {
+                self.store
+                    .close_challenge(&challenge.id, "attempts", now)
+                    .await?;
+            }
+            metrics::counter!("auth_sign_ins_total", "method" => "otp", "outcome" => "invalid_credentials").increment(1);
+            return Err(CODE_WRONG);
+        }
+        if !self
+            .store
+            .close_challenge(&challenge.id, "used", now)
+            .await?
+        {
+            return Err(CODE_GONE);
+        }
+        self.check_lists(tenant, &email)?;
+        metrics::counter!("auth_sign_ins_total", "method" => "otp", "outcome" => "success")
+            .increment(1);
+        if let Some(mut user) = self.store.user_by_email(&tenant.id, &email).await? {
+            self.grant_configured_admin(tenant, &email, &mut user)
+                .await?;
+            return self
+                .start_session(tenant, user, "otp", "user.sign_in", origin)
+                .await;
+        }
+        let roles = if self.is_configured_admin(tenant, &email) {
+            vec![ADMIN_ROLE.to_owned()]
+        } else {
+            vec![]
+        };
+        let new = NewUser {
+            email: &email,
+            password_hash: None,
+            name_display: None,
+            roles,
+        };
+        let user = match self.store.create_user(&tenant.id, new).await {
+            // Created meanwhile (by a password sign-up, say): the code proved the address.
+            Err(StoreError::Conflict(_)) => self
+                .store
+                .user_by_email(&tenant.id, &email)
+                .await?
+                .ok_or(CODE_GONE)?,
+            other => other?,
+        };
+        self.start_session(tenant, user, "otp", "user.sign_up", origin)
+            .await
+    }
+
+    /// Mail a password-reset secret if the address has an account; the answer, and the
+    /// work done, are the same when it has none.
+    pub async fn request_password_reset(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        self.throttle(tenant, Guarded::RequestPasswordReset, email, origin)
+            .await?;
+        let email = Email::parse(email)?;
+        let user = self.store.user_by_email(&tenant.id, &email).await?;
+        let token = crypto::random_token(32);
+        let link = tenant.settings.password_reset_url.as_deref().map(|url| {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}token={token}")
+        });
+        let mail = match &user {
+            Some(_) => Some(self.mailer.compose(
+                tenant,
+                &email,
+                Template::PasswordReset,
+                json!({ "token": token, "link": link, "expires_minutes": RESET_TTL_MS / 60_000, "email": email.as_str() }),
+            )?),
+            None => None,
+        };
+        let now = now_ms();
+        let id = new_id();
+        let challenge = NewChallenge {
+            id: &id,
+            kind: ChallengeKind::Reset,
+            email: email.as_str(),
+            user_id: user.as_ref().map(|u| u.id.as_str()),
+            secret_hash: &crypto::token_hash(&token),
+            max_attempts: 1,
+            expires_at: now + RESET_TTL_MS,
+        };
+        self.store
+            .open_challenge(&tenant.id, &challenge, now, mail.as_ref())
+            .await?;
+        if let Some(user) = user {
+            self.mailer.wake();
+            // Recorded after answering, so the answer takes as long for unknown addresses.
+            let (auth, tenant, origin) = (self.clone(), tenant.clone(), origin.clone());
+            tokio::spawn(async move {
+                auth.audit(
+                    &tenant,
+                    None,
+                    "user.password_reset_requested",
+                    &user.id,
+                    None,
+                    &origin,
+                )
+                .await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Set a new password with a mailed reset secret. Every session of the account ends
+    /// (verifiers hear of it at once) and a new one starts.
+    pub async fn reset_password(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        new_password: &str,
+        origin: &Origin,
+    ) -> Result<Issued> {
+        let secret_hash = crypto::token_hash(token.trim());
+        let Some(email) = self
+            .store
+            .open_reset_email(&tenant.id, &secret_hash, now_ms())
+            .await?
+        else {
+            return Err(RESET_GONE);
+        };
+        let password = Password::new(new_password, &[email.as_str()])?;
+        let hash = super::passwords::hash(&password).await?;
+        let user_id = match self
+            .store
+            .reset_password(&tenant.id, &secret_hash, &hash, now_ms())
+            .await
+        {
+            Err(StoreError::NotFound) => return Err(RESET_GONE),
+            other => other?,
+        };
+        self.revoke_user(tenant, &user_id, "password_reset").await?;
+        let user = self.store.user_by_id(&tenant.id, &user_id).await?;
+        self.start_session(tenant, user, "password", "user.password_reset", origin)
+            .await
+    }
+}

@@ -1,0 +1,179 @@
+//! Brute-force protection: rate limits per IP and per email on the operations that check a
+//! secret or send mail, and a lockout with growing delay after failed sign-ins. Each
+//! operation counts, however many of them one request packs in aliases or a batch, because
+//! the resolvers call in here one by one.
+
+use super::{Auth, Error, Origin, Result};
+use crate::crypto;
+use crate::domain::{Email, Millis, Tenant, now_ms};
+use crate::store::limits::Bucket;
+
+/// The guarded operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Guarded {
+    SignIn,
+    RequestOtp,
+    VerifyOtp,
+    RequestPasswordReset,
+}
+
+/// A limit: hits per window.
+struct Rate {
+    max: f64,
+    window_ms: i64,
+}
+
+const MINUTE: i64 = 60_000;
+
+impl Guarded {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SignIn => "signIn",
+            Self::RequestOtp => "requestOtp",
+            Self::VerifyOtp => "verifyOtp",
+            Self::RequestPasswordReset => "requestPasswordReset",
+        }
+    }
+
+    /// (per IP, per email) at factor 1.
+    fn rates(self) -> (Rate, Rate) {
+        let rate = |max, window_ms| Rate { max, window_ms };
+        match self {
+            Self::SignIn => (rate(60.0, MINUTE), rate(10.0, MINUTE)),
+            Self::VerifyOtp => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
+            Self::RequestOtp => (rate(10.0, MINUTE), rate(5.0, 10 * MINUTE)),
+            Self::RequestPasswordReset => (rate(10.0, MINUTE), rate(3.0, 10 * MINUTE)),
+        }
+    }
+}
+
+/// Failed sign-ins allowed before the first lock.
+const LOCK_AFTER: i64 = 5;
+/// Length of the first lock; each further failure doubles it.
+const FIRST_LOCK_MS: i64 = 30_000;
+/// Longest lock.
+const LONGEST_LOCK_MS: i64 = 3_600_000;
+/// Failures this old no longer count.
+const FORGET_AFTER_MS: i64 = 86_400_000;
+
+/// How long an address is locked after `failures` consecutive failed sign-ins: nothing
+/// before the fifth, then 30 s, 1 min, 2 min, … up to an hour.
+pub fn lock_duration_ms(failures: i64) -> i64 {
+    if failures < LOCK_AFTER {
+        return 0;
+    }
+    let doublings = (failures - LOCK_AFTER).min(16) as u32;
+    (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS)
+}
+
+fn retry_after(wait_ms: i64) -> Error {
+    Error::RateLimited {
+        retry_after: (wait_ms.max(1) as u64).div_ceil(1000),
+    }
+}
+
+impl Auth {
+    /// Count one `op` for the client's IP and for `email` (as typed, trimmed and lowercased);
+    /// `RATE_LIMITED` when either is over its limit. Emails are counted by hash whether or
+    /// not they have an account, or are even valid.
+    pub(super) async fn throttle(
+        &self,
+        tenant: &Tenant,
+        op: Guarded,
+        email: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        let factor = self.config.rate_limit_factor;
+        if factor == 0.0 {
+            return Ok(());
+        }
+        let (per_ip, per_email) = op.rates();
+        let bucket = |kind: &str, who: &str, rate: &Rate| Bucket {
+            key: format!("{}:{}:{kind}:{who}", tenant.id, op.name()),
+            max: ((rate.max * factor).ceil() as i64).max(1),
+            window_ms: rate.window_ms,
+        };
+        let buckets = [
+            bucket("ip", origin.ip.as_deref().unwrap_or("unknown"), &per_ip),
+            bucket(
+                "email",
+                &crypto::token_hash(&email.trim().to_lowercase()),
+                &per_email,
+            ),
+        ];
+        match self.store.hit(&buckets, now_ms()).await? {
+            Some(wait_ms) => {
+                metrics::counter!("auth_rate_limited_total", "operation" => op.name()).increment(1);
+                Err(retry_after(wait_ms))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `RATE_LIMITED` while the address is locked after failed sign-ins; otherwise whether
+    /// failures are on record (so a success knows to clear them).
+    pub(super) async fn check_lockout(&self, tenant: &Tenant, email: &Email) -> Result<bool> {
+        let Some(failures) = self
+            .store
+            .sign_in_failures(&tenant.id, email.as_str())
+            .await?
+        else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        if failures.locked_until > now {
+            return Err(retry_after(failures.locked_until - now));
+        }
+        Ok(true)
+    }
+
+    /// Count a failed sign-in of the address; the lock it earns, if any, starts now.
+    pub(super) async fn record_failure(&self, tenant: &Tenant, email: &Email) -> Result<()> {
+        let now: Millis = now_ms();
+        let failures = self
+            .store
+            .record_sign_in_failure(&tenant.id, email.as_str(), now, FORGET_AFTER_MS, |n| {
+                match lock_duration_ms(n) {
+                    0 => 0,
+                    lock => now + lock,
+                }
+            })
+            .await?;
+        if failures.locked_until > now {
+            tracing::warn!(
+                tenant = %tenant.slug,
+                failures = failures.failures,
+                "sign-in locked after repeated failures"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_grow_from_the_fifth_failure_and_stop_at_an_hour() {
+        assert_eq!(lock_duration_ms(1), 0);
+        assert_eq!(lock_duration_ms(4), 0);
+        assert_eq!(lock_duration_ms(5), 30_000);
+        assert_eq!(lock_duration_ms(6), 60_000);
+        assert_eq!(lock_duration_ms(7), 120_000);
+        assert_eq!(lock_duration_ms(12), LONGEST_LOCK_MS);
+        assert_eq!(lock_duration_ms(1_000), LONGEST_LOCK_MS);
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        let seconds = |ms| match retry_after(ms) {
+            Error::RateLimited { retry_after } => retry_after,
+            _ => unreachable!(),
+        };
+        assert_eq!(seconds(1), 1);
+        assert_eq!(seconds(1_000), 1);
+        assert_eq!(seconds(1_001), 2);
+        assert_eq!(seconds(-5), 1);
+    }
+}

@@ -1,0 +1,243 @@
+//! One-time secrets sent by mail: sign-in codes and password resets. Only hashes are kept;
+//! every state change is one conditional statement, so concurrent requests cannot use a
+//! code twice or try it more often than allowed.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::outbox::insert_mail;
+use super::{Store, StoreError, StoreResult};
+use crate::domain::Millis;
+use crate::mail::Composed;
+
+/// What a challenge is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// A sign-in (or sign-up) code.
+    Otp,
+    /// A password reset.
+    Reset,
+}
+
+impl ChallengeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Otp => "otp",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// A challenge about to be opened.
+#[derive(Debug, Clone)]
+pub struct NewChallenge<'a> {
+    /// Row id (the `challengeId` clients see for codes).
+    pub id: &'a str,
+    /// What it is for.
+    pub kind: ChallengeKind,
+    /// The normalised address it was sent to.
+    pub email: &'a str,
+    /// The account, when the address has one.
+    pub user_id: Option<&'a str>,
+    /// Keyed hash (codes) or SHA-256 (reset tokens) of the secret.
+    pub secret_hash: &'a str,
+    /// Wrong answers it survives.
+    pub max_attempts: i64,
+    /// End of its validity.
+    pub expires_at: Millis,
+}
+
+/// A challenge as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Row id.
+    pub id: String,
+    /// The address it was sent to.
+    pub email: String,
+    /// The account it was sent to, if any.
+    pub user_id: Option<String>,
+    /// Hash of the secret.
+    pub secret_hash: String,
+    /// Answers tried so far, this one included.
+    pub attempts: i64,
+    /// Wrong answers it survives.
+    pub max_attempts: i64,
+}
+
+fn challenge(row: &AnyRow) -> StoreResult<Challenge> {
+    Ok(Challenge {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        user_id: row.try_get("user_id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+    })
+}
+
+impl Store {
+    /// Open a challenge and queue the mail that carries its secret, in one transaction;
+    /// earlier open challenges of the same kind for the address are closed (superseded).
+    pub async fn open_challenge(
+        &self,
+        tenant_id: &str,
+        new: &NewChallenge<'_>,
+        now: Millis,
+        mail: Option<&Composed>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
+             WHERE tenant_id = $2 AND kind = $3 AND email = $4 AND closed_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(new.kind.as_str())
+        .bind(new.email)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO challenges (id, tenant_id, kind, email, user_id, secret_hash, attempts, \
+             max_attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
+        )
+        .bind(new.id)
+        .bind(tenant_id)
+        .bind(new.kind.as_str())
+        .bind(new.email)
+        .bind(new.user_id)
+        .bind(new.secret_hash)
+        .bind(new.max_attempts)
+        .bind(now)
+        .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(mail) = mail {
+            insert_mail(&mut *tx, mail).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spend one attempt on an open, unexpired challenge that has attempts left, and return
+    /// it; `NotFound` when there is no such challenge (unknown, expired, used, superseded or
+    /// out of attempts). The attempt is counted before the answer is compared, so parallel
+    /// guesses cannot exceed the limit.
+    pub async fn attempt_challenge(
+        &self,
+        tenant_id: &str,
+        kind: ChallengeKind,
+        id: &str,
+        now: Millis,
+    ) -> StoreResult<Challenge> {
+        let row = sqlx::query(
+            "UPDATE challenges SET attempts = attempts + 1 \
+             WHERE id = $1 AND tenant_id = $2 AND kind = $3 AND closed_at IS NULL \
+             AND expires_at > $4 AND attempts < max_attempts \
+             RETURNING id, email, user_id, secret_hash, attempts, max_attempts",
+        )
+        .bind(id)
+        .bind(tenant_id)
+        .bind(kind.as_str())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        challenge(&row)
+    }
+
+    /// Close a challenge that is still open; false when it was closed meanwhile (by a
+    /// concurrent correct answer, say).
+    pub async fn close_challenge(&self, id: &str, reason: &str, now: Millis) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE challenges SET closed_at = $1, closed_reason = $2 WHERE id = $3 AND closed_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The address of an open, unexpired password reset for an account, by secret hash.
+    pub async fn open_reset_email(
+        &self,
+        tenant_id: &str,
+        secret_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT email FROM challenges WHERE tenant_id = $1 AND kind = 'reset' AND secret_hash = $2 \
+             AND closed_at IS NULL AND expires_at > $3 AND user_id IS NOT NULL",
+        )
+        .bind(tenant_id)
+        .bind(secret_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|row| row.try_get("email")).transpose()?)
+    }
+
+    /// Use a password-reset secret and set the new password hash in one transaction: the
+    /// challenge must be open, unexpired and for an account. Every other open reset of the
+    /// address is closed too. Returns the user id, or `NotFound`.
+    pub async fn reset_password(
+        &self,
+        tenant_id: &str,
+        secret_hash: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> StoreResult<String> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "UPDATE challenges SET closed_at = $1, closed_reason = 'used', attempts = attempts + 1 \
+             WHERE tenant_id = $2 AND kind = 'reset' AND secret_hash = $3 AND closed_at IS NULL \
+             AND expires_at > $1 AND user_id IS NOT NULL RETURNING user_id, email",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(secret_hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let user_id: String = row.try_get("user_id")?;
+        let email: String = row.try_get("email")?;
+        sqlx::query(
+            "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
+             WHERE tenant_id = $2 AND kind = 'reset' AND email = $3 AND closed_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(&email)
+        .execute(&mut *tx)
+        .await?;
+        let updated = sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND tenant_id = $4",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(&user_id)
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
+            .bind(tenant_id)
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user_id)
+    }
+
+    /// Drop challenges that ended more than a day ago.
+    pub async fn purge_challenges(&self, now: Millis) -> StoreResult<()> {
+        sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+            .bind(now - 86_400_000)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
