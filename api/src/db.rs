@@ -42,6 +42,23 @@ pub struct Db {
     pub backend: Backend,
 }
 
+/// The migrations, embedded: (version, description, SQLite, PostgreSQL). A unit test checks
+/// that this lists every file in `migrations/`.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "mail challenges limits",
+        include_str!("../../migrations/sqlite/0002_mail_challenges_limits.sql"),
+        include_str!("../../migrations/postgres/0002_mail_challenges_limits.sql"),
+    ),
+];
+
 impl Db {
     /// Connect, creating the SQLite file if missing. SQLite runs in WAL mode with a busy
     /// timeout so readers never block the writer.
@@ -79,21 +96,13 @@ impl Db {
 
     /// Apply the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let files: &[(i64, &str, &'static str)] = match self.backend {
-            Backend::Sqlite => &[(
-                1,
-                "init",
-                include_str!("../../migrations/sqlite/0001_init.sql"),
-            )],
-            Backend::Postgres => &[(
-                1,
-                "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
-            )],
-        };
-        let migrations = files
+        let migrations = MIGRATIONS
             .iter()
-            .map(|(version, description, sql)| {
+            .map(|(version, description, sqlite, postgres)| {
+                let sql = match self.backend {
+                    Backend::Sqlite => sqlite,
+                    Backend::Postgres => postgres,
+                };
                 Migration::new(
                     *version,
                     Cow::Borrowed(*description),
@@ -113,5 +122,34 @@ impl Db {
     /// Whether the database answers; what `/readyz` reports.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn every_migration_file_is_embedded_for_both_databases() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        for (backend, column) in [("sqlite", 2), ("postgres", 3)] {
+            let mut files: Vec<String> = std::fs::read_dir(root.join(backend))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.ends_with(".sql"))
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), MIGRATIONS.len(), "{backend}: {files:?}");
+            for (file, migration) in files.iter().zip(MIGRATIONS) {
+                let text = std::fs::read_to_string(root.join(backend).join(file)).unwrap();
+                let embedded = if column == 2 {
+                    migration.2
+                } else {
+                    migration.3
+                };
+                assert_eq!(text, embedded, "{backend}/{file} is not embedded in order");
+                assert!(file.starts_with(&format!("{:04}_", migration.0)), "{file}");
+            }
+        }
     }
 }

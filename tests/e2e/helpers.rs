@@ -232,6 +232,43 @@ impl TestApp {
             .await
     }
 
+    /// Change a tenant's settings directly in the database (the admin settings API is a
+    /// later issue); the app reads them on every request.
+    pub async fn update_settings(
+        &self,
+        tenant: &str,
+        change: impl FnOnce(&mut auth_api::domain::TenantSettings),
+    ) {
+        let store = self.store().await;
+        let mut found = store.tenant_by_slug(tenant).await.expect("tenant exists");
+        change(&mut found.settings);
+        store
+            .set_tenant_settings(&found.id, &found.settings)
+            .await
+            .expect("settings written");
+    }
+
+    /// A store over the app's database, for looking behind the API.
+    pub async fn store(&self) -> auth_api::store::Store {
+        let db = auth_api::db::Db::connect(&self.db.url, 1)
+            .await
+            .expect("database reachable");
+        auth_api::store::Store::new(db)
+    }
+
+    /// POST a batch of operations (a JSON array); returns the status and the array.
+    pub async fn gql_batch(&self, operations: &[Value]) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(&operations)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
     /// GET a path; returns status, headers and body text.
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         let response = self

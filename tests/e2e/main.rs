@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod http;
+mod limits;
 mod proxy_nginx;
 mod schema;
 mod sessions;

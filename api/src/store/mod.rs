@@ -57,7 +57,8 @@ impl Store {
         &self.db
     }
 
-    fn pool(&self) -> &sqlx::AnyPool {
+    /// The connection pool, for tools and tests that look behind the API.
+    pub fn pool(&self) -> &sqlx::AnyPool {
         &self.db.pool
     }
 }
