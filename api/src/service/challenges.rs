@@ -63,7 +63,7 @@ impl Auth {
         self.check_lists(tenant, &email)?;
         let settings = &tenant.settings;
         let code_length = settings.otp_length.clamp(4, 10);
-        let ttl_ms = settings.otp_ttl_seconds.clamp(30, 86_400) * 1000;
+        let ttl_ms = settings.otp_ttl_seconds.clamp(1, 86_400) * 1000;
         let user = self.store.user_by_email(&tenant.id, &email).await?;
         let id = new_id();
         let code = crypto::random_digits(code_length);
