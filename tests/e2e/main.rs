@@ -2,10 +2,12 @@
 //! when `TEST_DATABASE_URL` is set). One binary with a module per feature keeps link time down.
 
 mod helpers;
+mod smtp;
 
 mod accounts;
 mod http;
 mod limits;
+mod mail;
 mod proxy_nginx;
 mod schema;
 mod sessions;

@@ -393,10 +393,12 @@ mod tests {
     #[test]
     fn html_is_escaped_and_text_is_not() {
         let env = environment();
-        let mut settings = TenantSettings::default();
-        settings.branding = Branding {
-            product_name: Some("Tom & <Jerry>".into()),
-            ..Branding::default()
+        let settings = TenantSettings {
+            branding: Branding {
+                product_name: Some("Tom & <Jerry>".into()),
+                ..Branding::default()
+            },
+            ..TenantSettings::default()
         };
         let mail = render(&env, &tenant(settings), Template::Signin, code_vars(), FROM).unwrap();
         assert!(mail.subject.contains("Tom & <Jerry>"));
@@ -409,11 +411,13 @@ mod tests {
     #[test]
     fn branding_values_that_are_not_urls_or_colours_are_dropped() {
         let env = environment();
-        let mut settings = TenantSettings::default();
-        settings.branding = Branding {
-            logo_url: Some("javascript:alert(1)".into()),
-            primary_color: Some("red;background:url(x)".into()),
-            ..Branding::default()
+        let settings = TenantSettings {
+            branding: Branding {
+                logo_url: Some("javascript:alert(1)".into()),
+                primary_color: Some("red;background:url(x)".into()),
+                ..Branding::default()
+            },
+            ..TenantSettings::default()
         };
         let html = render(&env, &tenant(settings), Template::Signin, code_vars(), FROM)
             .unwrap()
