@@ -341,6 +341,9 @@ mod tests {
             assert!(mail.text.contains("Acme"), "{template:?}: {}", mail.text);
             let html = mail.html.expect("default has HTML");
             assert!(html.contains("<!doctype html>"));
+            // The body is put into the layout once, not escaped a second time.
+            assert!(html.contains("<p style=\"margin:0 0 16px\">"), "{html}");
+            assert!(!html.contains("&lt;p") && !html.contains("&amp;"), "{html}");
             assert_eq!(mail.from, FROM);
             for key in ["code", "token", "old_email"] {
                 if let Some(value) = vars[key].as_str() {
