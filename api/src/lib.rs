@@ -7,7 +7,9 @@
 //! - [`store`]: all SQL, one file per aggregate.
 //! - [`crypto`], [`keys`]: secrets at rest, random tokens, signing keys and the JWKS.
 //! - [`feed`]: the revocation feed verifiers follow.
-//! - [`service`]: the rules: sign-up, sign-in, sessions, refresh, machine tokens, tenants.
+//! - [`mail`]: templates per tenant, the durable outbox and its SMTP (or log) delivery.
+//! - [`service`]: the rules: sign-up, sign-in, codes by mail, password reset, brute-force
+//!   limits, sessions, refresh, machine tokens, tenants.
 //! - [`graphql`]: resolvers, guards and error codes.
 //! - [`http`], [`internal`], [`graphiql`]: the HTTP surface.
 //! - [`startup`], [`telemetry`]: building and running the server.

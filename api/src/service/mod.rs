@@ -22,7 +22,7 @@ use crate::keys::KeyRing;
 use crate::mail::Mailer;
 use crate::store::api_tokens::ApiToken;
 use crate::store::audit::AuditEvent;
-use crate::store::sessions::{Device, Session};
+use crate::store::sessions::{Device, NewSession, Session};
 use crate::store::users::{NewUser, User};
 use crate::store::{Store, StoreError};
 
@@ -496,15 +496,15 @@ impl Auth {
         let refresh_token = crypto::random_token(32);
         let session = self
             .store
-            .create_session(
-                &tenant.id,
-                &user.id,
+            .create_session(NewSession {
+                tenant_id: &tenant.id,
+                user_id: &user.id,
                 method,
-                origin,
-                self.config.session_ttl_seconds * 1000,
-                &crypto::token_hash(&refresh_token),
+                device: origin,
+                lifetime_ms: self.config.session_ttl_seconds * 1000,
+                refresh_hash: &crypto::token_hash(&refresh_token),
                 action,
-            )
+            })
             .await?;
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         Ok(Issued {

@@ -93,19 +93,38 @@ fn session(row: &AnyRow) -> StoreResult<Session> {
     })
 }
 
+/// A session about to start.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// Tenant.
+    pub tenant_id: &'a str,
+    /// User.
+    pub user_id: &'a str,
+    /// How it is started: `password`, `otp`, ….
+    pub method: &'a str,
+    /// Where from.
+    pub device: &'a Device,
+    /// Absolute lifetime.
+    pub lifetime_ms: i64,
+    /// SHA-256 of its first refresh token.
+    pub refresh_hash: &'a str,
+    /// The audit action recorded with it, e.g. `user.sign_in`.
+    pub action: &'a str,
+}
+
 impl Store {
-    /// Start a session with its first refresh token (stored as `refresh_hash`), recording
-    /// `action` in the audit log in the same transaction: one commit per sign-in.
-    pub async fn create_session(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        method: &str,
-        device: &Device,
-        lifetime_ms: i64,
-        refresh_hash: &str,
-        action: &str,
-    ) -> StoreResult<Session> {
+    /// Start a session with its first refresh token, recording its audit action in the same
+    /// transaction: one commit per sign-in.
+    pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<Session> {
+        let NewSession {
+            tenant_id,
+            user_id,
+            method,
+            device,
+            lifetime_ms,
+            refresh_hash,
+            action,
+        } = new;
         let now = now_ms();
         let session = Session {
             id: new_id(),
