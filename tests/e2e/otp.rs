@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, code, spawn_app_with};
 use crate::smtp::SmtpServer;
 
-const REQUEST_OTP: &str = "mutation($e: String!) { requestOtp(input: {email: $e}) { challengeId expiresAt codeLength } }";
+const REQUEST_OTP: &str =
+    "mutation($e: String!) { requestOtp(input: {email: $e}) { challengeId expiresAt codeLength } }";
 const VERIFY_OTP: &str = "mutation($e: String!, $c: ID!, $code: String!) { verifyOtp(input: {email: $e, challengeId: $c, code: $code}) { accessToken refreshToken user { id emails { primary } } session { id method } } }";
 
 /// An app that mails through `smtp`.
@@ -112,7 +113,11 @@ async fn wrong_codes_kill_the_challenge_after_the_attempt_limit() {
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for attempt in 1..=3 {
         let body = verify(&app, email, &challenge, wrong).await;
-        assert_eq!(code_of(&body), "INVALID_CREDENTIALS", "attempt {attempt}: {body}");
+        assert_eq!(
+            code_of(&body),
+            "INVALID_CREDENTIALS",
+            "attempt {attempt}: {body}"
+        );
     }
     // Dead now, even for the right code.
     let body = verify(&app, email, &challenge, &code).await;
@@ -163,7 +168,11 @@ async fn a_code_works_once_only_for_its_email_and_a_new_request_supersedes_it() 
     assert!(body["errors"].is_null(), "{body}");
 
     // Garbage ids and codes are answered, not crashed on.
-    for (id, code) in [("not-an-id", "123456"), ("", ""), (&new_challenge[..], "12345678901234567890")] {
+    for (id, code) in [
+        ("not-an-id", "123456"),
+        ("", ""),
+        (&new_challenge[..], "12345678901234567890"),
+    ] {
         let body = verify(&app, email, id, code).await;
         assert_eq!(code_of(&body), "INVALID_CREDENTIALS", "{body}");
     }
@@ -189,7 +198,13 @@ async fn codes_expire_and_follow_the_tenant_length() {
     let store = app.store().await;
     let tenant = store.tenant_by_slug("default").await.unwrap();
     let parsed = auth_api::domain::Email::parse(email).unwrap();
-    assert!(store.user_by_email(&tenant.id, &parsed).await.unwrap().is_none());
+    assert!(
+        store
+            .user_by_email(&tenant.id, &parsed)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

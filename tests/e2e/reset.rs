@@ -37,7 +37,8 @@ async fn token_from_mail(smtp: &SmtpServer, email: &str) -> String {
 }
 
 async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
-    app.gql(RESET, json!({"t": token, "p": password}), None).await
+    app.gql(RESET, json!({"t": token, "p": password}), None)
+        .await
 }
 
 #[tokio::test]
@@ -156,6 +157,9 @@ async fn a_newer_reset_mail_supersedes_the_older() {
             break token;
         }
     };
-    assert_eq!(code(&reset(&app, &old, NEW_PASSWORD).await), "INVALID_CREDENTIALS");
+    assert_eq!(
+        code(&reset(&app, &old, NEW_PASSWORD).await),
+        "INVALID_CREDENTIALS"
+    );
     assert!(reset(&app, &new, NEW_PASSWORD).await["errors"].is_null());
 }
