@@ -182,3 +182,65 @@ async fn deny_and_allow_lists_stop_sign_ups_and_codes() {
     assert!(request_otp("carol@corp.test").await["errors"].is_null());
     assert_eq!(code(&request_otp("carol@example.com").await), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn code_and_reset_requests_are_limited_per_address_whatever_the_account() {
+    let app = spawn_app().await;
+    app.sign_up("someone@example.com").await;
+    for email in ["someone@example.com", "no-one@example.com"] {
+        // requestPasswordReset: 3 per address per 10 minutes.
+        let answers: Vec<Value> = repeat(&app, 4, |app| async move {
+            app.gql(
+                "mutation($e: String!) { requestPasswordReset(email: $e) }",
+                json!({"e": email}),
+                None,
+            )
+            .await
+        })
+        .await;
+        for answer in &answers[..3] {
+            assert_eq!(answer["data"]["requestPasswordReset"], true, "{answer}");
+        }
+        assert_eq!(code(&answers[3]), "RATE_LIMITED", "{email}: {}", answers[3]);
+    }
+    // requestOtp: 5 per address per 10 minutes; verifyOtp: 10 per address a minute.
+    for _ in 0..5 {
+        let body = app
+            .gql(
+                "mutation { requestOtp(input: {email: \"otp@example.com\"}) { challengeId } }",
+                json!({}),
+                None,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    let body = app
+        .gql(
+            "mutation { requestOtp(input: {email: \"otp@example.com\"}) { challengeId } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    let guess = "mutation { verifyOtp(input: {email: \"otp@example.com\", challengeId: \"x\", code: \"000000\"}) { accessToken } }";
+    for _ in 0..10 {
+        assert_eq!(
+            code(&app.gql(guess, json!({}), None).await),
+            "INVALID_CREDENTIALS"
+        );
+    }
+    assert_eq!(code(&app.gql(guess, json!({}), None).await), "RATE_LIMITED");
+}
+
+/// Run `op` `times` times one after the other; the answers in order.
+async fn repeat<'a, F, Fut>(app: &'a crate::helpers::TestApp, times: usize, op: F) -> Vec<Value>
+where
+    F: Fn(&'a crate::helpers::TestApp) -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let mut answers = Vec::with_capacity(times);
+    for _ in 0..times {
+        answers.push(op(app).await);
+    }
+    answers
+}
