@@ -6,7 +6,7 @@ use serde_json::json;
 use super::limits::Guarded;
 use super::{Auth, Error, Issued, Origin, Result};
 use crate::crypto;
-use crate::domain::{ADMIN_ROLE, Email, Millis, Password, Tenant, new_id, now_ms};
+use crate::domain::{Email, Millis, Password, Tenant, new_id, now_ms};
 use crate::mail::Template;
 use crate::store::StoreError;
 use crate::store::challenges::{ChallengeKind, NewChallenge};
@@ -154,11 +154,7 @@ impl Auth {
                 .start_session(tenant, user, "otp", "user.sign_in", origin)
                 .await;
         }
-        let roles = if self.is_configured_admin(tenant, &email) {
-            vec![ADMIN_ROLE.to_owned()]
-        } else {
-            vec![]
-        };
+        let roles = self.initial_roles(tenant, &email);
         let new = NewUser {
             email: &email,
             password_hash: None,

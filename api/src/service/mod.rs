@@ -317,11 +317,7 @@ impl Auth {
             &[email.as_str(), name.as_deref().unwrap_or_default()],
         )?;
         let hash = passwords::hash(&password).await?;
-        let roles = if self.is_configured_admin(tenant, &email) {
-            vec![ADMIN_ROLE.to_owned()]
-        } else {
-            vec![]
-        };
+        let roles = self.initial_roles(tenant, &email);
         let new = NewUser {
             email: &email,
             password_hash: Some(hash),
@@ -383,6 +379,15 @@ impl Auth {
             .increment(1);
         self.start_session(tenant, user, "password", "user.sign_in", origin)
             .await
+    }
+
+    /// Roles of a new account: admin when `AUTH_ADMIN_EMAILS` names its address.
+    fn initial_roles(&self, tenant: &Tenant, email: &Email) -> Vec<String> {
+        if self.is_configured_admin(tenant, email) {
+            vec![ADMIN_ROLE.to_owned()]
+        } else {
+            vec![]
+        }
     }
 
     /// Give `user` the admin role when `AUTH_ADMIN_EMAILS` names their address.
