@@ -1,17 +1,33 @@
-//! The HTTP surface (axum): forward-auth on `/verify` and `/verify/*` (any method, body
-//! ignored), RFC 7662 `POST /introspect`, `/healthz`, `/readyz`, `/metrics`. Answers for a
-//! client's token are only ever 200, 401 or 403.
+//! The HTTP surface: forward-auth on `/verify` and `/verify/*` (any method, body ignored),
+//! RFC 7662 `POST /introspect`, `/healthz`, `/readyz`, `/metrics`. Answers for a client's
+//! token are only ever 200, 401 or 403.
+//!
+//! [`serve`] runs a plain hyper HTTP/1.1 server: its service answers `/verify…` itself (for a
+//! cached token synchronously, with no allocation beyond the response's header values) and
+//! hands every other request to the axum [`router`], which routes `/verify` too for in-process
+//! use. Both paths produce the same answers through [`answer`].
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use futures_util::future::{BoxFuture, Either, Ready, ready};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use metrics::Counter;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::Error;
 use crate::verify::{Checked, Verifier};
@@ -24,6 +40,51 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// `realm` of the challenges.
     pub realm: String,
+    /// `verifier_requests_total` by outcome.
+    pub outcomes: Outcomes,
+}
+
+/// The `verifier_requests_total{outcome=…}` counters, registered once so that a request
+/// increments a counter instead of looking one up by name and labels.
+pub struct Outcomes {
+    allowed: Counter,
+    missing: Counter,
+    invalid: Counter,
+    revoked: Counter,
+    stale: Counter,
+    forbidden: Counter,
+    unavailable: Counter,
+    introspect_active: Counter,
+    introspect_inactive: Counter,
+}
+
+impl Outcomes {
+    /// Registers the counters with the metrics recorder installed now.
+    pub fn register() -> Self {
+        let c = |o: &'static str| metrics::counter!("verifier_requests_total", "outcome" => o);
+        Outcomes {
+            allowed: c("allowed"),
+            missing: c("missing"),
+            invalid: c("invalid"),
+            revoked: c("revoked"),
+            stale: c("stale"),
+            forbidden: c("forbidden"),
+            unavailable: c("unavailable"),
+            introspect_active: c("introspect_active"),
+            introspect_inactive: c("introspect_inactive"),
+        }
+    }
+
+    fn refused(&self, e: &Error) -> &Counter {
+        match e {
+            Error::MissingToken => &self.missing,
+            Error::InvalidToken(_) => &self.invalid,
+            Error::Revoked => &self.revoked,
+            Error::Stale => &self.stale,
+            Error::TenantNotAccepted => &self.forbidden,
+            Error::Upstream(_) => &self.unavailable,
+        }
+    }
 }
 
 /// The verifier's router.
@@ -37,6 +98,114 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Whether `path` is answered by the forward-auth handler: `/verify`, `/verify/` and
+/// `/verify/…`, as the router's three routes.
+fn is_verify(path: &str) -> bool {
+    path.strip_prefix("/verify")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+type Answer = Result<Response, Infallible>;
+
+/// Serves `state` on `listener` over HTTP/1.1 until `shutdown` resolves, then stops accepting,
+/// lets every connection finish its request in flight, and returns. Accepted sockets get
+/// `TCP_NODELAY`. An `accept` error other than a connection's own is logged and retried a
+/// second later, as `axum::serve` does.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let router = router(state.clone());
+    let (signal_tx, signal_rx) = tokio::sync::watch::channel(());
+    tokio::spawn(async move {
+        shutdown.await;
+        drop(signal_rx);
+    });
+    let (close_tx, close_rx) = tokio::sync::watch::channel(());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = signal_tx.closed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, router) = (state.clone(), router.clone());
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            route(&state, &router, req)
+        });
+        let signal_tx = signal_tx.clone();
+        let close_rx = close_rx.clone();
+        tokio::spawn(async move {
+            let mut conn =
+                pin!(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            let mut closed = pin!(signal_tx.closed());
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::trace!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = &mut closed => conn.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(close_rx);
+        });
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
+}
+
+/// The service of one request: `/verify…` here, synchronously when the cache can answer;
+/// anything else through the router.
+fn route(
+    state: &Arc<AppState>,
+    router: &Router,
+    req: hyper::Request<Incoming>,
+) -> Either<Ready<Answer>, BoxFuture<'static, Answer>> {
+    if !is_verify(req.uri().path()) {
+        return Either::Right(Box::pin(router.clone().oneshot(req.map(Body::new))));
+    }
+    let (headers, uri, method) = (req.headers(), req.uri(), req.method());
+    let Some(token) = bearer(headers) else {
+        return Either::Left(ready(Ok(answer(
+            state,
+            headers,
+            uri,
+            method,
+            Err(Error::MissingToken),
+        ))));
+    };
+    match state.verifier.check_cached(token) {
+        Some(checked) => Either::Left(ready(Ok(answer(state, headers, uri, method, checked)))),
+        None => {
+            let state = state.clone();
+            Either::Right(Box::pin(async move {
+                let (headers, uri, method) = (req.headers(), req.uri(), req.method());
+                let token = bearer(headers).unwrap_or_default();
+                let checked = state.verifier.check(token).await;
+                Ok(answer(&state, headers, uri, method, checked))
+            }))
+        }
+    }
 }
 
 /// The bearer token of `Authorization`, if the scheme is `Bearer` (any case).
@@ -61,10 +230,6 @@ fn original<'a>(headers: &'a HeaderMap, uri: &'a Uri, method: &'a Method) -> (&'
         .or_else(|| uri.path().strip_prefix("/verify").filter(|p| !p.is_empty()))
         .unwrap_or("/");
     (m, u)
-}
-
-fn outcome(o: &'static str) {
-    metrics::counter!("verifier_requests_total", "outcome" => o).increment(1);
 }
 
 fn challenge(realm: &str, err: &Error) -> Response {
@@ -107,58 +272,80 @@ fn hv(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""))
 }
 
+const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
+const X_AUTH_TENANT: HeaderName = HeaderName::from_static("x-auth-tenant");
+const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
+const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+const X_AUTH_SCOPE: HeaderName = HeaderName::from_static("x-auth-scope");
+const X_AUTH_TOKEN_TYPE: HeaderName = HeaderName::from_static("x-auth-token-type");
+
 async fn verify(State(st): State<Arc<AppState>>, req: Request) -> Response {
     // Borrow the request's parts: extracting `HeaderMap` by value would clone it on the hot path.
     let (headers, uri, method) = (req.headers(), req.uri(), req.method());
-    let (m, u) = original(headers, uri, method);
-    let Some(token) = bearer(headers) else {
-        tracing::debug!(method = m, uri = u, outcome = "missing", "verify");
-        outcome("missing");
-        return challenge(&st.realm, &Error::MissingToken);
+    let checked = match bearer(headers) {
+        Some(token) => st.verifier.check(token).await,
+        None => Err(Error::MissingToken),
     };
-    match st.verifier.check(token).await {
+    answer(&st, headers, uri, method, checked)
+}
+
+/// The forward-auth answer for the outcome of a check: 200 with the identity in `X-Auth-*`
+/// headers, or the challenge. Counts the outcome; logs it at debug level.
+pub fn answer(
+    st: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    method: &Method,
+    checked: Result<Checked, Error>,
+) -> Response {
+    let outcome = match &checked {
+        Ok(_) => "allowed",
+        Err(e) => e.outcome(),
+    };
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let (m, u) = original(headers, uri, method);
+        match &checked {
+            Ok(_) => tracing::debug!(method = m, uri = u, outcome, "verify"),
+            Err(e) => {
+                if let Error::Upstream(why) = e {
+                    tracing::debug!(error = %why, "token could not be checked");
+                }
+                tracing::debug!(
+                    method = m,
+                    uri = u,
+                    outcome,
+                    reason = e.description(),
+                    "verify"
+                )
+            }
+        }
+    }
+    match checked {
         Ok(checked) => {
-            tracing::debug!(method = m, uri = u, outcome = "allowed", "verify");
-            outcome("allowed");
+            st.outcomes.allowed.increment(1);
             let mut resp = Response::new(Body::empty());
             let h = resp.headers_mut();
             match checked {
                 Checked::Access(id) => {
-                    h.insert("x-auth-user", hv(id.sub()));
-                    h.insert("x-auth-tenant", hv(id.tid()));
-                    h.insert("x-auth-session", hv(id.sid()));
-                    h.insert("x-auth-roles", hv(id.roles()));
-                    h.insert(
-                        "x-auth-token-type",
-                        HeaderValue::from_static("access_token"),
-                    );
+                    h.insert(X_AUTH_USER, hv(id.sub()));
+                    h.insert(X_AUTH_TENANT, hv(id.tid()));
+                    h.insert(X_AUTH_SESSION, hv(id.sid()));
+                    h.insert(X_AUTH_ROLES, hv(id.roles()));
+                    h.insert(X_AUTH_TOKEN_TYPE, HeaderValue::from_static("access_token"));
                 }
                 Checked::Machine(a) => {
-                    h.insert("x-auth-user", hv(a.client_id.as_deref().unwrap_or("")));
-                    h.insert("x-auth-tenant", hv(a.tid.as_deref().unwrap_or("default")));
-                    h.insert("x-auth-session", HeaderValue::from_static(""));
-                    h.insert("x-auth-roles", HeaderValue::from_static(""));
-                    h.insert("x-auth-scope", hv(a.scope.as_deref().unwrap_or("")));
-                    h.insert(
-                        "x-auth-token-type",
-                        HeaderValue::from_static("machine_token"),
-                    );
+                    h.insert(X_AUTH_USER, hv(a.client_id.as_deref().unwrap_or("")));
+                    h.insert(X_AUTH_TENANT, hv(a.tid.as_deref().unwrap_or("default")));
+                    h.insert(X_AUTH_SESSION, HeaderValue::from_static(""));
+                    h.insert(X_AUTH_ROLES, HeaderValue::from_static(""));
+                    h.insert(X_AUTH_SCOPE, hv(a.scope.as_deref().unwrap_or("")));
+                    h.insert(X_AUTH_TOKEN_TYPE, HeaderValue::from_static("machine_token"));
                 }
             }
             resp
         }
         Err(e) => {
-            if let Error::Upstream(why) = &e {
-                tracing::debug!(error = %why, "token could not be checked");
-            }
-            tracing::debug!(
-                method = m,
-                uri = u,
-                outcome = e.outcome(),
-                reason = e.description(),
-                "verify"
-            );
-            outcome(e.outcome());
+            st.outcomes.refused(&e).increment(1);
             challenge(&st.realm, &e)
         }
     }
@@ -191,7 +378,7 @@ async fn introspect(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
     let keys = st.verifier.keys.get();
     match st.verifier.check(&token).await {
         Ok(Checked::Access(id)) => {
-            outcome("introspect_active");
+            st.outcomes.introspect_active.increment(1);
             let exp = keys.map(|k| k.expectations().clone());
             let roles: Vec<&str> = id.roles().split(',').filter(|r| !r.is_empty()).collect();
             axum::Json(json!({
@@ -209,11 +396,11 @@ async fn introspect(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
             .into_response()
         }
         Ok(Checked::Machine(a)) => {
-            outcome("introspect_active");
+            st.outcomes.introspect_active.increment(1);
             axum::Json(&*a).into_response()
         }
         Err(e) => {
-            outcome("introspect_inactive");
+            st.outcomes.introspect_inactive.increment(1);
             tracing::debug!(reason = e.description(), "introspect: inactive");
             inactive()
         }

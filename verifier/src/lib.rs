@@ -11,11 +11,14 @@
 //! - [`revocation`]: the revocation set, indexed for a cheap check on every request.
 //! - [`sse`] and [`feed`]: following the API's revocation stream, reload on reconnect,
 //!   staleness.
-//! - [`verify`]: the check itself with the moka cache of verified tokens.
-//! - [`http`]: the axum routes.
+//! - [`cache`]: the cache of verified tokens, compact and sharded.
+//! - [`verify`]: the check itself, with that cache.
+//! - [`http`]: the server: a plain hyper service answers `/verify` (the hot path) and hands
+//!   every other route to the axum router.
 //!
 //! [`run`] starts everything on a listener the caller bound, until `shutdown` resolves.
 
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
@@ -64,12 +67,15 @@ fn prometheus() -> PrometheusHandle {
 /// requests. The API need not be up: keys and the revocation list are fetched in the
 /// background with retries, and tokens are refused (401) until both are in.
 ///
-/// Fails if the HTTP client cannot be built or the server fails to accept.
+/// Fails if the HTTP client cannot be built or the listener has no local address. Errors of
+/// `accept` are logged and retried, as `axum::serve` does.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // The recorder first: the request and cache counters are registered with it once, here.
+    let metrics = prometheus();
     let api = ApiClient::new(config.api_base(), config.api_token.clone())?;
     let feed = Arc::new(FeedState::new(config.staleness_limit));
     let verifier = Arc::new(Verifier::new(
@@ -82,8 +88,9 @@ pub async fn run(
     ));
     let state = Arc::new(http::AppState {
         verifier: verifier.clone(),
-        metrics: prometheus(),
+        metrics,
         realm: config.realm.clone(),
+        outcomes: http::Outcomes::register(),
     });
     metrics::gauge!("verifier_feed_connected").set(0.0);
 
@@ -94,20 +101,18 @@ pub async fn run(
         feed,
     ));
     tasks.spawn(load_keys(verifier.clone(), config.clone()));
-    let set = verifier.revocations.clone();
+    let v = verifier.clone();
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            set.prune(verify::now_secs());
+            v.revocations.prune(verify::now_secs());
+            v.purge_expired();
         }
     });
 
     tracing::info!(addr = %listener.local_addr()?, api = %config.api_base(), "auth-verifier listening");
-    let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    http::serve(listener, state, shutdown).await;
     tasks.abort_all();
     Ok(())
 }

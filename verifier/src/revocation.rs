@@ -1,9 +1,14 @@
 //! The revocation set: the entries of the API's feed, indexed so that checking a token is a
 //! few hash look-ups under a read lock (tenant → sessions / users, tenant cut-offs, keys,
 //! machine tokens). Entries are dropped once their `expires_at` has passed.
+//!
+//! Every change bumps a generation number, so a cached token that passed the check at one
+//! generation need not be checked again until the set changes (see
+//! [`RevocationSet::generation`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::token::{RevocationEntry, RevocationKind, RevocationList};
 
@@ -84,9 +89,21 @@ pub struct TokenRef<'a> {
 }
 
 /// The revocation entries in force, shared by the feed (writer) and the checks (readers).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RevocationSet {
     inner: RwLock<Index>,
+    /// Bumped under the write lock after every change; starts at 1 so that 0 can mean
+    /// "never checked".
+    generation: AtomicU64,
+}
+
+impl Default for RevocationSet {
+    fn default() -> Self {
+        RevocationSet {
+            inner: RwLock::default(),
+            generation: AtomicU64::new(1),
+        }
+    }
 }
 
 impl RevocationSet {
@@ -111,6 +128,17 @@ impl RevocationSet {
         false
     }
 
+    /// The set's generation: it changes after every change of the set, never back. A token
+    /// that [`RevocationSet::revokes`] cleared after this was read stays cleared while it is
+    /// unchanged: read it first, then check, then remember the value read.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Whether the machine token with this id has been deleted.
     pub fn revokes_api_token(&self, id: &str) -> bool {
         let idx = self.inner.read().unwrap_or_else(|p| p.into_inner());
@@ -121,7 +149,9 @@ impl RevocationSet {
     pub fn replace(&self, list: RevocationList) {
         let entries = list.entries.into_iter().map(|e| (e.seq, e)).collect();
         let index = Index::rebuild(entries, list.cursor);
-        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = index;
+        let mut idx = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        *idx = index;
+        self.bump();
     }
 
     /// Adds one streamed entry and advances the cursor.
@@ -130,6 +160,7 @@ impl RevocationSet {
         idx.add(&entry);
         idx.cursor = idx.cursor.max(entry.seq);
         idx.entries.insert(entry.seq, entry);
+        self.bump();
     }
 
     /// The highest `seq` seen: where to resume the stream.
@@ -163,6 +194,7 @@ impl RevocationSet {
             .collect();
         let cursor = idx.cursor;
         *idx = Index::rebuild(entries, cursor);
+        self.bump();
     }
 }
 
@@ -259,9 +291,12 @@ mod tests {
         };
         assert!(set.revokes(t));
         assert_eq!(set.cursor(), 7);
+        let g = set.generation();
         set.prune(9);
+        assert_eq!(set.generation(), g, "nothing pruned, nothing changed");
         assert!(set.revokes(t));
         set.prune(11);
+        assert!(set.generation() > g);
         assert!(!set.revokes(t));
         assert_eq!(set.cursor(), 7, "pruning keeps the feed position");
     }

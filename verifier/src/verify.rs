@@ -1,16 +1,21 @@
 //! The check itself: a bearer token in, an [`Identity`] or an [`Error`] out. Access tokens
-//! (JWTs) are verified once and then served from a moka cache keyed by the SHA-256 of the
-//! token, each entry expiring at the token's `exp`; every answer, cached or not, is tested
+//! (JWTs) are verified once and then served from a [`TokenCache`] keyed by the SHA-256 of the
+//! token, each entry good until the token's `exp`; every answer, cached or not, is tested
 //! against the revocation set and the feed's staleness. Machine tokens (`mt_…`) are asked of
-//! the API's `/introspect` and the answer is cached briefly.
+//! the API's `/introspect` and the answer is cached briefly (moka, with a time to live).
+//!
+//! [`Verifier::check_cached`] is the synchronous hot path (a cached token); it answers `None`
+//! when the token needs the asynchronous rest of [`Verifier::check`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moka::Expiry;
+use metrics::Counter;
 use moka::future::Cache;
 
 use crate::Error;
+use crate::cache::TokenCache;
 use crate::client::{ApiClient, Introspection};
 use crate::feed::FeedState;
 use crate::keys::Keys;
@@ -38,10 +43,13 @@ pub struct Identity {
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// The [`RevocationSet::generation`] at which this token last passed the revocation and
+    /// tenant checks; 0 if it never did.
+    cleared: AtomicU64,
 }
 
 impl Identity {
-    fn new(claims: &AccessClaims, kid: &str) -> Result<Self, Error> {
+    pub(crate) fn new(claims: &AccessClaims, kid: &str) -> Result<Self, Error> {
         let roles = claims.roles.join(",");
         let parts = [&*claims.sub, &*claims.tid, &*claims.sid, &*roles, kid];
         let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -60,6 +68,7 @@ impl Identity {
             ends,
             iat: claims.iat,
             exp: claims.exp,
+            cleared: AtomicU64::new(0),
         })
     }
 
@@ -99,20 +108,6 @@ pub enum Checked {
     Machine(Arc<Introspection>),
 }
 
-struct ExpireAtExp;
-
-impl Expiry<TokenHash, Arc<Identity>> for ExpireAtExp {
-    fn expire_after_create(
-        &self,
-        _key: &TokenHash,
-        value: &Arc<Identity>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        let left = value.exp.saturating_sub(now_secs()).max(0);
-        Some(Duration::from_secs(left as u64))
-    }
-}
-
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
     SystemTime::now()
@@ -130,15 +125,18 @@ pub struct Verifier {
     pub feed: Arc<FeedState>,
     /// The API.
     pub api: ApiClient,
-    cache: Cache<TokenHash, Arc<Identity>>,
+    cache: TokenCache,
     machine: Cache<TokenHash, Arc<Introspection>>,
+    hits: Counter,
+    misses: Counter,
     tenants: Vec<String>,
     leeway: i64,
     started: Instant,
 }
 
 impl Verifier {
-    /// A verifier with empty caches; keys arrive later through [`Verifier::keys`].
+    /// A verifier with empty caches; keys arrive later through [`Verifier::keys`]. Its cache
+    /// counters go to the metrics recorder installed when it is made.
     pub fn new(
         api: ApiClient,
         feed: Arc<FeedState>,
@@ -152,10 +150,7 @@ impl Verifier {
             revocations: Arc::default(),
             feed,
             api,
-            cache: Cache::builder()
-                .max_capacity(cache_capacity)
-                .expire_after(ExpireAtExp)
-                .build(),
+            cache: TokenCache::new(cache_capacity),
             machine: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(machine_ttl)
@@ -163,12 +158,19 @@ impl Verifier {
             tenants: tenants.into_iter().filter(|t| !t.is_empty()).collect(),
             leeway: leeway as i64,
             started: Instant::now(),
+            hits: metrics::counter!("verifier_cache_hits_total"),
+            misses: metrics::counter!("verifier_cache_misses_total"),
         }
     }
 
-    /// Number of cached access tokens (approximate, as moka counts).
+    /// Number of cached access tokens.
     pub fn cached(&self) -> u64 {
-        self.cache.entry_count()
+        self.cache.len() as u64
+    }
+
+    /// Drops the cached tokens that have expired (beyond the leeway).
+    pub fn purge_expired(&self) {
+        self.cache.purge_expired(now_secs() - self.leeway);
     }
 
     /// Time since start.
@@ -183,44 +185,67 @@ impl Verifier {
     /// Checks a bearer token: signature or introspection, claims, revocation, staleness,
     /// tenant. Never panics on any input.
     pub async fn check(&self, token: &str) -> Result<Checked, Error> {
+        match self.check_cached(token) {
+            Some(answer) => answer,
+            None => self.check_uncached(token).await,
+        }
+    }
+
+    /// The answer of [`Verifier::check`] when it needs nothing asynchronous: a malformed
+    /// token, a stale feed, or an access token in the cache. `None` when the token must be
+    /// verified or introspected.
+    pub fn check_cached(&self, token: &str) -> Option<Result<Checked, Error>> {
         if token.is_empty() || token.len() > 16 * 1024 {
-            return Err(Error::InvalidToken("malformed token"));
+            return Some(Err(Error::InvalidToken("malformed token")));
         }
         if self.feed.stale() {
-            return Err(Error::Stale);
+            return Some(Err(Error::Stale));
         }
+        if token.starts_with(MACHINE_TOKEN_PREFIX) {
+            return None;
+        }
+        let hash = hash_token(token);
+        let identity = self.cache.get(&hash)?;
+        self.hits.increment(1);
+        if identity.exp + self.leeway < now_secs() {
+            self.cache.remove(&hash);
+            return Some(Err(Error::InvalidToken("token expired")));
+        }
+        Some(self.admit(identity))
+    }
+
+    /// The rest of [`Verifier::check`], after [`Verifier::check_cached`] answered `None`.
+    async fn check_uncached(&self, token: &str) -> Result<Checked, Error> {
         let hash = hash_token(token);
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
             return self.check_machine(token, hash).await;
         }
-        let identity = match self.cache.get(&hash).await {
-            Some(id) => {
-                metrics::counter!("verifier_cache_hits_total").increment(1);
-                if id.exp + self.leeway < now_secs() {
-                    self.cache.invalidate(&hash).await;
-                    return Err(Error::InvalidToken("token expired"));
-                }
-                id
+        self.misses.increment(1);
+        let identity = Arc::new(self.verify_jwt(token).await?);
+        self.cache.insert(hash, identity.clone(), now_secs());
+        self.admit(identity)
+    }
+
+    /// Revocation and tenant checks of a verified access token, skipped when the token
+    /// passed them already and the revocation set has not changed since.
+    fn admit(&self, identity: Arc<Identity>) -> Result<Checked, Error> {
+        // Read before checking: a change after this read bumps the generation again.
+        let generation = self.revocations.generation();
+        if identity.cleared.load(Ordering::Relaxed) != generation {
+            let t = TokenRef {
+                tid: identity.tid(),
+                sub: identity.sub(),
+                sid: identity.sid(),
+                iat: identity.iat,
+                kid: identity.kid(),
+            };
+            if self.revocations.revokes(t) {
+                return Err(Error::Revoked);
             }
-            None => {
-                metrics::counter!("verifier_cache_misses_total").increment(1);
-                let id = Arc::new(self.verify_jwt(token).await?);
-                self.cache.insert(hash, id.clone()).await;
-                id
+            if !self.tenant_ok(identity.tid()) {
+                return Err(Error::TenantNotAccepted);
             }
-        };
-        let t = TokenRef {
-            tid: identity.tid(),
-            sub: identity.sub(),
-            sid: identity.sid(),
-            iat: identity.iat,
-            kid: identity.kid(),
-        };
-        if self.revocations.revokes(t) {
-            return Err(Error::Revoked);
-        }
-        if !self.tenant_ok(identity.tid()) {
-            return Err(Error::TenantNotAccepted);
+            identity.cleared.store(generation, Ordering::Relaxed);
         }
         Ok(Checked::Access(identity))
     }
@@ -310,5 +335,48 @@ mod tests {
         let mut bad = c.clone();
         bad.sub = "a\r\nX-Evil: 1".into();
         assert!(Identity::new(&bad, "k1").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cleared_token_is_checked_again_when_the_set_changes() {
+        use crate::token::{RevocationEntry, RevocationKind};
+        let api = ApiClient::new("http://127.0.0.1:9", None).unwrap();
+        let v = Verifier::new(
+            api,
+            Arc::new(FeedState::new(Duration::from_secs(30))),
+            vec![],
+            100,
+            Duration::from_secs(30),
+            5,
+        );
+        let claims = |sid: &str| AccessClaims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "u".into(),
+            tid: "t".into(),
+            sid: sid.into(),
+            roles: vec![],
+            iat: 1,
+            exp: now_secs() + 60,
+            jti: "j".into(),
+        };
+        let a = Arc::new(Identity::new(&claims("s1"), "k").unwrap());
+        let b = Arc::new(Identity::new(&claims("s2"), "k").unwrap());
+        assert!(v.admit(a.clone()).is_ok());
+        assert!(v.admit(b.clone()).is_ok());
+        let revoke = |seq, sid: &str| RevocationEntry {
+            seq,
+            kind: RevocationKind::Session,
+            tenant: "t".into(),
+            id: sid.into(),
+            iat_cutoff: None,
+            expires_at: now_secs() + 60,
+        };
+        v.revocations.apply(revoke(1, "s1"));
+        assert!(matches!(v.admit(a.clone()), Err(Error::Revoked)));
+        assert!(v.admit(b.clone()).is_ok());
+        assert!(matches!(v.admit(a), Err(Error::Revoked)), "stays revoked");
+        v.revocations.apply(revoke(2, "s2"));
+        assert!(matches!(v.admit(b), Err(Error::Revoked)));
     }
 }
