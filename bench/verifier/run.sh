@@ -2,15 +2,24 @@
 # Load benchmark of auth-verifier (release build) with wrk, beside a bare hyper server that
 # answers 200 with nothing else: same machine, same connections, same run. The verifier
 # follows a stand-in issuer (verifier-bench issuer) with its own key, so 100,000 distinct
-# tokens can be minted in a second. Writes the figures to bench/verifier/RESULTS.md.
+# tokens can be minted in a second. Prints the figures as a Markdown table (and writes it to
+# $OUT if set); bench/verifier/RESULTS.md collects the runs.
 #
-#   bench/verifier/run.sh            # DURATION=10s CONNS=64 TOKENS=100000 SAMPLES=200
+#   bench/verifier/run.sh     # DURATION=10s CONNS=64 ROUNDS=2 TOKENS=100000 SAMPLES=200 OUT=
+#
+# Fairness: both servers get the same wrk settings (threads, connections, duration) and the
+# same request, Authorization header included (the bare server ignores it). Each round runs
+# bare, verifier, verifier, bare, so that a change of machine load during the round weighs on
+# both alike; the ratio of a round is the verifier's total over the bare server's. For
+# comparison with earlier runs, each round also measures the bare server sent no header.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 TOKENS=${TOKENS:-100000}
 SAMPLES=${SAMPLES:-200}
+ROUNDS=${ROUNDS:-2}
+OUT=${OUT:-}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 cargo build --release -q -p auth-verifier --bins
@@ -36,17 +45,26 @@ test "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token"
 
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1=="99%" {print $2}'; }
-echo "== throughput, $CONNS connections, $DURATION each (warm-up 2s first)"
-wrk -t2 -c"$CONNS" -d2s "http://127.0.0.1:$bp/" >/dev/null
-wrk -t2 -c"$CONNS" -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:$vp/verify" >/dev/null
-bare=$(wrk -t2 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$bp/" | tee "$work/bare.txt" | rps)
-ver=$(wrk -t2 -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $token" "http://127.0.0.1:$vp/verify" | tee "$work/ver.txt" | rps)
-ratio=$(awk -v a="$ver" -v b="$bare" 'BEGIN {printf "%.2f", a/b}')
-echo "bare hyper $bare req/s, verifier $ver req/s, ratio $ratio"
+auth="Authorization: Bearer $token"
+bare_rps() { wrk -t2 -c"$CONNS" -d"$DURATION" -H "$auth" "http://127.0.0.1:$bp/" | rps; }
+bare_rps_nohdr() { wrk -t2 -c"$CONNS" -d"$DURATION" "http://127.0.0.1:$bp/" | rps; }
+ver_rps() { wrk -t2 -c"$CONNS" -d"$DURATION" -H "$auth" "http://127.0.0.1:$vp/verify" | rps; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
+echo "== throughput, $CONNS connections, $DURATION each, $ROUNDS rounds (warm-up 2s first); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+wrk -t2 -c"$CONNS" -d2s -H "$auth" "http://127.0.0.1:$bp/" >/dev/null
+wrk -t2 -c"$CONNS" -d2s -H "$auth" "http://127.0.0.1:$vp/verify" >/dev/null
+rounds=""; ratios=""
+for r in $(seq 1 "$ROUNDS"); do
+  b1=$(bare_rps); n1=$(bare_rps_nohdr); v1=$(ver_rps); v2=$(ver_rps); n2=$(bare_rps_nohdr); b2=$(bare_rps)
+  ratio=$(div "$(awk -v a="$v1" -v b="$v2" 'BEGIN {print a+b}')" "$(awk -v a="$b1" -v b="$b2" 'BEGIN {print a+b}')")
+  ratio_nohdr=$(div "$(awk -v a="$v1" -v b="$v2" 'BEGIN {print a+b}')" "$(awk -v a="$n1" -v b="$n2" 'BEGIN {print a+b}')")
+  line="round $r: bare $b1 / $b2, verifier $v1 / $v2 req/s: **$ratio ×** (bare sent no header: $n1 / $n2, $ratio_nohdr ×; load $(cut -d' ' -f1 /proc/loadavg))"
+  echo "$line"; rounds="$rounds${rounds:+<br>}$line"; ratios="$ratios${ratios:+, }$ratio"
+done
 
 echo "== latency at 2 connections"
-bare_p99=$(wrk -t1 -c2 -d"$DURATION" --latency "http://127.0.0.1:$bp/" | p99)
-ver_lat=$(wrk -t1 -c2 -d"$DURATION" --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$vp/verify")
+bare_p99=$(wrk -t1 -c2 -d"$DURATION" --latency -H "$auth" "http://127.0.0.1:$bp/" | p99)
+ver_lat=$(wrk -t1 -c2 -d"$DURATION" --latency -H "$auth" "http://127.0.0.1:$vp/verify")
 ver_p99=$(echo "$ver_lat" | p99); ver_p50=$(echo "$ver_lat" | awk '$1=="50%" {print $2}')
 echo "verifier p50 $ver_p50, p99 $ver_p99 (bare hyper p99 $bare_p99)"
 
@@ -63,22 +81,16 @@ echo "== revocation to refusal"
 lat=$("$bin/verifier-bench" latency "http://127.0.0.1:$vp" "http://127.0.0.1:$ip" "$SAMPLES")
 echo "$lat"
 
-cat > bench/verifier/RESULTS.md <<MD
-# auth-verifier benchmark
-
-Measured by \`bench/verifier/run.sh\` on $(nproc) cores ($(date -u +%Y-%m-%d)), release build,
-wrk and the servers on the same machine. The verifier follows a stand-in issuer
-(\`verifier-bench issuer\`, its own Ed25519 key, the same feed format as \`auth-api\`).
+table=$(cat <<MD
+Run of $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load average at the end $(cut -d' ' -f1-3 /proc/loadavg).
 
 | figure | target | measured |
 | --- | --- | --- |
-| \`/verify\` with a cached token, $CONNS connections, wrk -t2 | ≥ 0.8 × bare hyper | $ver req/s vs bare hyper $bare req/s: **$ratio ×** |
+| \`/verify\` with a cached token, $CONNS connections, wrk -t2 | ≥ 0.8 × bare hyper | $ratios<br>$rounds |
 | p99 latency at 2 connections (wrk -t1 -c2) | < 2 ms | **$ver_p99** (p50 $ver_p50; bare hyper p99 $bare_p99) |
-| resident memory with $TOKENS distinct cached tokens | < 64 MB | **$((rss_after / 1024)) MB** (${rss_before} kB before; cache entries $cached) |
+| resident memory with $TOKENS distinct cached tokens | < 64 MB | **$((rss_after / 1024)) MB** (${rss_after} kB; ${rss_before} kB before; cache entries $cached) |
 | revocation to refusal | < 100 ms p99 | $lat |
-
-Revocation to refusal is timed from the start of the issuer's revoke call to the first 401
-from \`/verify\` (polled back to back), so it includes one HTTP round trip to the issuer,
-the SSE push and the poll.
 MD
-echo "written bench/verifier/RESULTS.md"
+)
+echo; echo "$table"
+if [ -n "$OUT" ]; then echo "$table" > "$OUT"; echo "written $OUT"; fi
