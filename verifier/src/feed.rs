@@ -73,6 +73,10 @@ impl FeedState {
     /// Whether checks must refuse tokens: never synced, or disconnected for longer than the
     /// staleness limit.
     pub fn stale(&self) -> bool {
+        // Connected and synced once: not stale, without reading the clock (hot path).
+        if self.connected() && self.alive_ms.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
         match self.lag() {
             None => true,
             Some(lag) => !self.connected() && lag > self.limit,
