@@ -181,7 +181,7 @@ mod tests {
         let cache = TokenCache::new(16 * 4);
         let keys: Vec<TokenHash> = (0..100_000)
             .map(key)
-            .filter(|k| k[31] as usize % SHARDS == 0)
+            .filter(|k| (k[31] as usize).is_multiple_of(SHARDS))
             .take(5)
             .collect();
         for (i, k) in keys[..4].iter().enumerate() {
