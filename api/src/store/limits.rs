@@ -26,33 +26,59 @@ pub struct Failures {
     pub locked_until: Millis,
 }
 
+/// `$1` now, `$2` the start of the current window for a bucket last reset before it.
+macro_rules! upsert {
+    ($values:literal) => {
+        concat!(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ",
+            $values,
+            " ON CONFLICT (bucket) DO UPDATE SET \
+             hits = CASE WHEN rate_limits.window_start <= $2 THEN 1 ELSE rate_limits.hits + 1 END, \
+             window_start = CASE WHEN rate_limits.window_start <= $2 THEN $1 ELSE rate_limits.window_start END \
+             RETURNING bucket, window_start, hits"
+        )
+    };
+}
+const UPSERT_ONE: &str = upsert!("($3, $1, 1)");
+const UPSERT_TWO: &str = upsert!("($3, $1, 1), ($4, $1, 1)");
+
 impl Store {
-    /// Count a hit in every bucket (one transaction); the milliseconds to wait when any of
-    /// them is over its limit, the longest such wait.
+    /// Count a hit in every bucket; the milliseconds to wait when any of them is over its
+    /// limit, the longest such wait. Buckets with the same window are counted by one
+    /// statement (one round trip, atomic on its own), so the usual pair of an IP and an
+    /// address costs a single upsert.
     pub async fn hit(&self, buckets: &[Bucket], now: Millis) -> StoreResult<Option<i64>> {
-        let mut tx = self.pool().begin().await?;
-        let mut wait = None;
-        for bucket in buckets {
-            let row = sqlx::query(
-                "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($1, $2, 1) \
-                 ON CONFLICT (bucket) DO UPDATE SET \
-                 hits = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.hits + 1 END, \
-                 window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END \
-                 RETURNING window_start, hits",
-            )
-            .bind(&bucket.key)
-            .bind(now)
-            .bind(now - bucket.window_ms)
-            .fetch_one(&mut *tx)
-            .await?;
-            let start: i64 = row.try_get("window_start")?;
-            let hits: i64 = row.try_get("hits")?;
-            if hits > bucket.max {
-                let left = (start + bucket.window_ms - now).max(1);
-                wait = Some(wait.map_or(left, |w: i64| w.max(left)));
+        let mut wait: Option<i64> = None;
+        let mut rest: Vec<&Bucket> = buckets.iter().collect();
+        while let Some(first) = rest.first() {
+            let window_ms = first.window_ms;
+            let (group, others): (Vec<&Bucket>, Vec<&Bucket>) =
+                rest.into_iter().partition(|b| b.window_ms == window_ms);
+            rest = others;
+            for chunk in group.chunks(2) {
+                let sql = if chunk.len() == 2 {
+                    UPSERT_TWO
+                } else {
+                    UPSERT_ONE
+                };
+                let mut query = sqlx::query(sql).bind(now).bind(now - window_ms);
+                for bucket in chunk {
+                    query = query.bind(&bucket.key);
+                }
+                for row in query.fetch_all(self.pool()).await? {
+                    let key: String = row.try_get("bucket")?;
+                    let start: i64 = row.try_get("window_start")?;
+                    let hits: i64 = row.try_get("hits")?;
+                    let Some(bucket) = chunk.iter().find(|b| b.key == key) else {
+                        continue;
+                    };
+                    if hits > bucket.max {
+                        let left = (start + window_ms - now).max(1);
+                        wait = Some(wait.map_or(left, |w| w.max(left)));
+                    }
+                }
             }
         }
-        tx.commit().await?;
         Ok(wait)
     }
 
