@@ -269,6 +269,16 @@ impl TestApp {
         (status, response.json().await.expect("JSON body"))
     }
 
+    /// GET a path that answers JSON, with an optional bearer; returns the body.
+    pub async fn get_json(&self, path: &str, bearer: Option<&str>) -> Value {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET");
+        response.json().await.expect("JSON body")
+    }
+
     /// GET a path; returns status, headers and body text.
     pub async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
         let response = self

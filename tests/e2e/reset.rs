@@ -94,16 +94,9 @@ async fn a_reset_sets_the_password_and_revokes_every_session() {
 
     // Verifiers are told: a user cut-off entry is on the revocation feed.
     let verify_token = app.machine_token("default", &["verify"]).await;
-    let feed: Value = app
-        .client
-        .get(format!("{}/internal/revocations", app.base))
-        .bearer_auth(&verify_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let feed = app
+        .get_json("/internal/revocations", Some(&verify_token))
+        .await;
     let user_id = first["user"]["id"].as_str().unwrap();
     assert!(
         feed["entries"]
