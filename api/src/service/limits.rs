@@ -122,6 +122,8 @@ impl Auth {
         };
         let now = now_ms();
         if failures.locked_until > now {
+            metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked")
+                .increment(1);
             return Err(retry_after(failures.locked_until - now));
         }
         Ok(true)

@@ -353,9 +353,7 @@ impl Auth {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             return Err(Error::InvalidCredentials);
         };
-        let had_failures = self.check_lockout(tenant, &email).await.inspect_err(|_| {
-            metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked").increment(1);
-        })?;
+        let had_failures = self.check_lockout(tenant, &email).await?;
         let user = self.store.user_by_email(&tenant.id, &email).await?;
         let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
         if !passwords::verify(password, hash).await? {
