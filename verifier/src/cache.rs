@@ -1,132 +1,106 @@
-//! The cache of verified access tokens: a fixed number of shards, each a hash map from the
-//! token's SHA-256 to its [`Identity`] under a read-write lock. It replaces moka for this one
-//! cache because moka keeps about 300 bytes of bookkeeping per entry (access and write
-//! queues, timer-wheel nodes, frequency sketch) and records every read; here an entry costs
-//! its 40-byte slot and the identity itself, and a hit is one read lock and one probe.
+//! The cache of verified access tokens: a moka cache from the token's [`TokenKey`] to its
+//! [`Identity`], bounded in number (moka's TinyLFU admission and LRU eviction), each entry
+//! expiring when its token does (`exp` plus the leeway). A repeated check is one lookup.
 //!
-//! Entries leave when their token has expired (checked on every hit and swept periodically,
-//! see [`TokenCache::purge_expired`]) or, when a shard is full, to make room: first the
-//! expired ones, then an arbitrary eighth of the shard. Keys are SHA-256 digests, so "arbitrary"
-//! is effectively random; an evicted token costs one signature check on its next use.
+//! The key is the first 128 bits of the token's SHA-256 rather than all 256: it halves the
+//! key's share of each entry (bench/verifier/RESULTS.md measures memory at 100,000 tokens),
+//! and passing a lookup for a cached token with some other string would take a second
+//! preimage of 128 bits. Only tokens that verified are inserted, and the keys are uniformly
+//! distributed, so the map uses the key's low 64 bits as its hash instead of hashing again.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::verify::{Identity, TokenHash};
+use moka::Expiry;
+use moka::sync::Cache;
 
-/// Number of shards; a power of two.
-const SHARDS: usize = 16;
+use crate::verify::{Identity, now_secs};
 
-/// A key that hashes to its own first eight bytes: it is already a SHA-256 digest, and only
-/// tokens that verified are ever inserted, so nobody can choose colliding keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key(TokenHash);
+/// A token's cache key: the first 128 bits of its SHA-256, so tokens themselves are never kept.
+pub type TokenKey = u128;
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
-    }
+/// The [`TokenKey`] of a token (SHA-256 by aws-lc-rs).
+pub fn token_key(token: &str) -> TokenKey {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest.as_ref()[..16]);
+    u128::from_le_bytes(first)
 }
 
-/// Passes the `u64` a [`Key`] writes through unchanged.
+/// Hashes a [`TokenKey`] to its own low 64 bits: it is a digest already.
 #[derive(Default)]
-struct PassThrough(u64);
+pub struct KeyHasher(u64);
 
-impl Hasher for PassThrough {
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used by `Key`; fold anything else in rather than drop it.
+        // `u128` keys only call `write_u128`; fold anything else in rather than drop it.
         for &b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
     }
 }
 
-type Shard = HashMap<Key, Arc<Identity>, BuildHasherDefault<PassThrough>>;
-
-/// Verified access tokens by SHA-256, bounded in number, each until its `exp`.
-pub struct TokenCache {
-    shards: Box<[RwLock<Shard>]>,
-    per_shard: usize,
+/// Expires an entry when its token expires, leeway included.
+struct UntilExp {
+    leeway: i64,
 }
+
+impl Expiry<TokenKey, Arc<Identity>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _: &TokenKey,
+        identity: &Arc<Identity>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let left = identity.exp + self.leeway - now_secs();
+        Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+    }
+}
+
+/// Verified access tokens by [`TokenKey`], at most `capacity` of them, each until its `exp`.
+pub struct TokenCache(Cache<TokenKey, Arc<Identity>, BuildHasherDefault<KeyHasher>>);
 
 impl TokenCache {
-    /// An empty cache holding at most about `capacity` entries (rounded up to a multiple of
-    /// the shard count; at least one per shard).
-    pub fn new(capacity: u64) -> Self {
-        let per_shard = usize::try_from(capacity)
-            .unwrap_or(usize::MAX)
-            .div_ceil(SHARDS)
-            .max(1);
-        TokenCache {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            per_shard,
-        }
+    /// An empty cache of at most `capacity` tokens, each kept until `exp + leeway` (seconds).
+    pub fn new(capacity: u64, leeway: i64) -> Self {
+        TokenCache(
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp { leeway })
+                .build_with_hasher(BuildHasherDefault::default()),
+        )
     }
 
-    fn shard(&self, key: &TokenHash) -> &RwLock<Shard> {
-        // The last byte picks the shard; the first eight are the hash inside it.
-        &self.shards[key[31] as usize % SHARDS]
+    /// The cached identity of a token, if any.
+    pub fn get(&self, key: TokenKey) -> Option<Arc<Identity>> {
+        self.0.get(&key)
     }
 
-    /// The cached identity of this token, if any (expired or not: the caller decides).
-    pub fn get(&self, key: &TokenHash) -> Option<Arc<Identity>> {
-        let shard = self.shard(key).read().unwrap_or_else(|p| p.into_inner());
-        shard.get(&Key(*key)).cloned()
-    }
-
-    /// Caches `identity` under `key`. A full shard first drops the entries expired at `now`
-    /// (seconds since the epoch), then, if still full, an arbitrary eighth of itself.
-    pub fn insert(&self, key: TokenHash, identity: Arc<Identity>, now: i64) {
-        let mut shard = self.shard(&key).write().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= self.per_shard && !shard.contains_key(&Key(key)) {
-            shard.retain(|_, id| id.exp >= now);
-            if shard.len() >= self.per_shard {
-                let mut evict = (self.per_shard / 8).max(1);
-                shard.retain(|_, _| {
-                    if evict == 0 {
-                        return true;
-                    }
-                    evict -= 1;
-                    false
-                });
-            }
-        }
-        shard.insert(Key(key), identity);
+    /// Caches a verified token's identity.
+    pub fn insert(&self, key: TokenKey, identity: Arc<Identity>) {
+        self.0.insert(key, identity);
     }
 
     /// Forgets one token.
-    pub fn remove(&self, key: &TokenHash) {
-        let mut shard = self.shard(key).write().unwrap_or_else(|p| p.into_inner());
-        shard.remove(&Key(*key));
+    pub fn remove(&self, key: TokenKey) {
+        self.0.invalidate(&key);
     }
 
-    /// Drops every entry whose `exp` is before `cutoff` (seconds since the epoch), and gives
-    /// back memory of shards that have shrunk a lot.
-    pub fn purge_expired(&self, cutoff: i64) {
-        for lock in &*self.shards {
-            let mut shard = lock.write().unwrap_or_else(|p| p.into_inner());
-            shard.retain(|_, id| id.exp >= cutoff);
-            if shard.capacity() > 64 && shard.len() < shard.capacity() / 4 {
-                shard.shrink_to_fit();
-            }
-        }
+    /// Runs moka's pending maintenance now: drops expired entries, applies evictions.
+    pub fn run_pending_tasks(&self) {
+        self.0.run_pending_tasks();
     }
 
-    /// Number of cached tokens.
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+    /// Number of cached tokens (moka's count, exact after [`TokenCache::run_pending_tasks`]).
+    pub fn len(&self) -> u64 {
+        self.0.entry_count()
     }
 
     /// Whether nothing is cached.
@@ -155,40 +129,46 @@ mod tests {
         Arc::new(Identity::new(&c, "k").unwrap())
     }
 
-    fn key(i: u32) -> TokenHash {
-        crate::verify::hash_token(&i.to_string())
+    #[test]
+    fn keys_are_the_first_half_of_the_sha256() {
+        // SHA-256("abc") = ba7816bf 8f01cfea 414140de 5dae2223 …
+        assert_eq!(
+            token_key("abc").to_le_bytes()[..8],
+            [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]
+        );
+        assert_ne!(token_key("abc"), token_key("abd"));
     }
 
     #[test]
-    fn bounded_and_expiring() {
-        let cache = TokenCache::new(64);
+    fn bounded_in_number() {
+        let cache = TokenCache::new(64, 5);
+        let exp = now_secs() + 600;
         for i in 0..10_000 {
-            cache.insert(key(i), identity(100 + i64::from(i % 2)), 50);
-            assert!(cache.len() <= 64, "{} entries after {i}", cache.len());
+            cache.insert(token_key(&i.to_string()), identity(exp));
         }
-        let last = key(9_999);
-        assert!(cache.get(&last).is_some(), "the newest entry is kept");
-        cache.remove(&last);
-        assert!(cache.get(&last).is_none());
-        cache.purge_expired(101);
-        assert!(!cache.is_empty(), "exp 101 is not before 101");
-        cache.purge_expired(102);
-        assert!(cache.is_empty());
+        cache.run_pending_tasks();
+        assert!(cache.len() <= 64, "{} entries", cache.len());
+        assert!(!cache.is_empty());
     }
 
     #[test]
-    fn a_full_shard_drops_expired_entries_first() {
-        let cache = TokenCache::new(16 * 4);
-        let keys: Vec<TokenHash> = (0..100_000)
-            .map(key)
-            .filter(|k| (k[31] as usize).is_multiple_of(SHARDS))
-            .take(5)
-            .collect();
-        for (i, k) in keys[..4].iter().enumerate() {
-            cache.insert(*k, identity(if i == 0 { 10 } else { 1_000 }), 5);
+    fn entries_live_until_exp_plus_leeway() {
+        let cache = TokenCache::new(100, 5);
+        let now = now_secs();
+        for (name, exp) in [
+            ("fresh", now + 60),
+            ("in leeway", now - 2),
+            ("old", now - 10),
+        ] {
+            cache.insert(token_key(name), identity(exp));
         }
-        cache.insert(keys[4], identity(1_000), 20);
-        assert!(cache.get(&keys[0]).is_none(), "the expired one made room");
-        assert!(keys[1..].iter().all(|k| cache.get(k).is_some()));
+        assert!(cache.get(token_key("fresh")).is_some());
+        assert!(cache.get(token_key("in leeway")).is_some());
+        assert!(
+            cache.get(token_key("old")).is_none(),
+            "expired beyond the leeway"
+        );
+        cache.remove(token_key("fresh"));
+        assert!(cache.get(token_key("fresh")).is_none());
     }
 }

@@ -11,7 +11,7 @@
 //! - [`revocation`]: the revocation set, indexed for a cheap check on every request.
 //! - [`sse`] and [`feed`]: following the API's revocation stream, reload on reconnect,
 //!   staleness.
-//! - [`cache`]: the cache of verified tokens, compact and sharded.
+//! - [`cache`]: the cache of verified tokens (moka), each until its token expires.
 //! - [`verify`]: the check itself, with that cache.
 //! - [`http`]: the server: a plain hyper service answers `/verify` (the hot path) and hands
 //!   every other route to the axum router.

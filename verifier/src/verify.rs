@@ -1,5 +1,5 @@
 //! The check itself: a bearer token in, an [`Identity`] or an [`Error`] out. Access tokens
-//! (JWTs) are verified once and then served from a [`TokenCache`] keyed by the SHA-256 of the
+//! (JWTs) are verified once and then served from a [`TokenCache`] keyed by a hash of the
 //! token, each entry good until the token's `exp`; every answer, cached or not, is tested
 //! against the revocation set and the feed's staleness. Machine tokens (`mt_…`) are asked of
 //! the API's `/introspect` and the answer is cached briefly (moka, with a time to live).
@@ -15,23 +15,12 @@ use metrics::Counter;
 use moka::future::Cache;
 
 use crate::Error;
-use crate::cache::TokenCache;
+use crate::cache::{TokenCache, TokenKey, token_key};
 use crate::client::{ApiClient, Introspection};
 use crate::feed::FeedState;
 use crate::keys::Keys;
 use crate::revocation::{RevocationSet, TokenRef};
 use crate::token::{AccessClaims, MACHINE_TOKEN_PREFIX};
-
-/// SHA-256 of a token: the cache key, so tokens themselves are never kept.
-pub type TokenHash = [u8; 32];
-
-/// Hashes a token with SHA-256 (aws-lc-rs).
-pub fn hash_token(token: &str) -> TokenHash {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
-}
 
 /// A verified access token, reduced to what answers need, in one allocation.
 #[derive(Debug)]
@@ -126,7 +115,7 @@ pub struct Verifier {
     /// The API.
     pub api: ApiClient,
     cache: TokenCache,
-    machine: Cache<TokenHash, Arc<Introspection>>,
+    machine: Cache<TokenKey, Arc<Introspection>>,
     hits: Counter,
     misses: Counter,
     tenants: Vec<String>,
@@ -150,7 +139,7 @@ impl Verifier {
             revocations: Arc::default(),
             feed,
             api,
-            cache: TokenCache::new(cache_capacity),
+            cache: TokenCache::new(cache_capacity, leeway as i64),
             machine: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(machine_ttl)
@@ -165,12 +154,12 @@ impl Verifier {
 
     /// Number of cached access tokens.
     pub fn cached(&self) -> u64 {
-        self.cache.len() as u64
+        self.cache.len()
     }
 
     /// Drops the cached tokens that have expired (beyond the leeway).
     pub fn purge_expired(&self) {
-        self.cache.purge_expired(now_secs() - self.leeway);
+        self.cache.run_pending_tasks();
     }
 
     /// Time since start.
@@ -204,11 +193,11 @@ impl Verifier {
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
             return None;
         }
-        let hash = hash_token(token);
-        let identity = self.cache.get(&hash)?;
+        let key = token_key(token);
+        let identity = self.cache.get(key)?;
         self.hits.increment(1);
         if identity.exp + self.leeway < now_secs() {
-            self.cache.remove(&hash);
+            self.cache.remove(key);
             return Some(Err(Error::InvalidToken("token expired")));
         }
         Some(self.admit(identity))
@@ -216,13 +205,13 @@ impl Verifier {
 
     /// The rest of [`Verifier::check`], after [`Verifier::check_cached`] answered `None`.
     async fn check_uncached(&self, token: &str) -> Result<Checked, Error> {
-        let hash = hash_token(token);
+        let key = token_key(token);
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
-            return self.check_machine(token, hash).await;
+            return self.check_machine(token, key).await;
         }
         self.misses.increment(1);
         let identity = Arc::new(self.verify_jwt(token).await?);
-        self.cache.insert(hash, identity.clone(), now_secs());
+        self.cache.insert(key, identity.clone());
         self.admit(identity)
     }
 
@@ -280,14 +269,14 @@ impl Verifier {
         Identity::new(&data.claims, &kid)
     }
 
-    async fn check_machine(&self, token: &str, hash: TokenHash) -> Result<Checked, Error> {
-        let answer = match self.machine.get(&hash).await {
+    async fn check_machine(&self, token: &str, key: TokenKey) -> Result<Checked, Error> {
+        let answer = match self.machine.get(&key).await {
             Some(a) => a,
             None => {
                 let a = Arc::new(self.api.introspect(token).await.inspect_err(|e| {
                     tracing::warn!(error = %e, "machine-token introspection failed");
                 })?);
-                self.machine.insert(hash, a.clone()).await;
+                self.machine.insert(key, a.clone()).await;
                 a
             }
         };
@@ -297,7 +286,7 @@ impl Verifier {
         if let Some(id) = &answer.client_id
             && self.revocations.revokes_api_token(id)
         {
-            self.machine.invalidate(&hash).await;
+            self.machine.invalidate(&key).await;
             return Err(Error::Revoked);
         }
         if answer.exp.is_some_and(|exp| exp + self.leeway < now_secs()) {
