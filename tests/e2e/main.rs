@@ -4,6 +4,7 @@
 mod helpers;
 mod smtp;
 
+mod account;
 mod accounts;
 mod http;
 mod limits;

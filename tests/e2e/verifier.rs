@@ -684,6 +684,81 @@ async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
 }
 
 #[tokio::test]
+async fn password_change_account_deletion_and_admin_actions_reach_the_verifier() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+        .await
+        .ready()
+        .await;
+    let (_, admin) = api.machine_token("default", "admin");
+    let user = |p: &Value| p["user"]["id"].as_str().unwrap().to_owned();
+    let access = |p: &Value| p["accessToken"].as_str().unwrap().to_owned();
+    let ok = |body: &Value, field: &str| {
+        assert!(
+            body["errors"].is_null() && !body["data"][field].is_null(),
+            "{field}: {body}"
+        );
+    };
+
+    // changePassword: the other session is refused, the caller's goes on.
+    let here = api.sign_up("changes@example.com", None).await;
+    let there = api.sign_in("changes@example.com").await;
+    assert_eq!(v.verify(Some(&access(&there))).await.0, 200);
+    let body = api
+        .gql(
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) }",
+            json!({"c": PASSWORD, "n": "a fresh and long passphrase"}),
+            Some(&access(&here)),
+            None,
+        )
+        .await;
+    ok(&body, "changePassword");
+    v.until(&access(&there), 401, Duration::from_secs(1)).await;
+    assert_eq!(v.verify(Some(&access(&here))).await.0, 200);
+
+    // deleteAccount.
+    let leaving = api.sign_up("leaves@example.com", None).await;
+    assert_eq!(v.verify(Some(&access(&leaving))).await.0, 200);
+    let body = api
+        .gql(
+            "mutation { deleteAccount }",
+            json!({}),
+            Some(&access(&leaving)),
+            None,
+        )
+        .await;
+    ok(&body, "deleteAccount");
+    v.until(&access(&leaving), 401, Duration::from_secs(1))
+        .await;
+
+    // adminRevokeSessions and adminDeleteUser.
+    for (op, field) in [
+        (
+            "mutation($u: ID!) { adminRevokeSessions(userId: $u) }",
+            "adminRevokeSessions",
+        ),
+        (
+            "mutation($u: ID!) { adminDeleteUser(id: $u) }",
+            "adminDeleteUser",
+        ),
+    ] {
+        let target = api.sign_up(&format!("{field}@example.com"), None).await;
+        assert_eq!(v.verify(Some(&access(&target))).await.0, 200);
+        let body = api
+            .gql(op, json!({"u": user(&target)}), Some(&admin), None)
+            .await;
+        ok(&body, field);
+        v.until(&access(&target), 401, Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        v.verify(Some(&access(&here))).await.0,
+        200,
+        "bystander untouched"
+    );
+}
+
+#[tokio::test]
 async fn verifier_catches_up_after_the_api_restarts() {
     let db = TestDb::new().await;
     let port = free_port();

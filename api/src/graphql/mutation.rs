@@ -4,8 +4,9 @@ use async_graphql::{Context, ID, Object};
 
 use super::guard::Access;
 use super::types::{
-    AuthPayload, CreateApiTokenInput, CreateTenantInput, CreatedApiToken, OtpChallenge,
-    RequestOtpInput, ResetPasswordInput, SignInInput, SignUpInput, Tenant, VerifyOtpInput,
+    AuthPayload, ChangePasswordInput, CreateApiTokenInput, CreateTenantInput, CreatedApiToken,
+    OtpChallenge, RequestOtpInput, ResetPasswordInput, SignInInput, SignUpInput, Tenant,
+    VerifyOtpInput,
 };
 use super::{GqlResultExt, caller, parts};
 use crate::domain::Scope;
@@ -168,6 +169,66 @@ impl Mutation {
         auth.revoke_all_sessions(&request.tenant, caller(ctx).await?, &request.origin)
             .await
             .gql()
+    }
+
+    /// Change the caller's password, given the current one. The caller's other sessions end;
+    /// this one goes on.
+    #[graphql(guard = "Access::User", complexity = 50)]
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        input: ChangePasswordInput,
+    ) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.change_password(
+            &request.tenant,
+            caller(ctx).await?,
+            &input.current_password,
+            &input.new_password,
+            &request.origin,
+        )
+        .await
+        .gql()?;
+        Ok(true)
+    }
+
+    /// Delete the caller's account, with its addresses and sessions; its tokens stop working
+    /// everywhere at once.
+    #[graphql(guard = "Access::User")]
+    async fn delete_account(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.delete_account(&request.tenant, caller(ctx).await?, &request.origin)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Delete a user of the tenant (admin); their tokens stop working everywhere at once.
+    #[graphql(guard = "Access::Admin")]
+    async fn admin_delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        auth.admin_delete_user(&request.tenant, caller(ctx).await?, &id, &request.origin)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// End every session of a user of the tenant (admin); returns how many were active.
+    #[graphql(guard = "Access::Admin")]
+    async fn admin_revoke_sessions(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+    ) -> async_graphql::Result<u64> {
+        let (auth, request) = parts(ctx)?;
+        auth.admin_revoke_sessions(
+            &request.tenant,
+            caller(ctx).await?,
+            &user_id,
+            &request.origin,
+        )
+        .await
+        .gql()
     }
 
     /// Create a machine token (admin). Its secret is in the answer and nowhere else, ever.

@@ -384,6 +384,15 @@ pub struct ResetPasswordInput {
     pub new_password: String,
 }
 
+/// `changePassword` input.
+#[derive(InputObject)]
+pub struct ChangePasswordInput {
+    /// The password the account has now.
+    pub current_password: String,
+    /// The new password.
+    pub new_password: String,
+}
+
 /// A sign-in code on its way. The answer is the same whether or not the address has an
 /// account; `verifyOtp` creates one on first use.
 #[derive(SimpleObject)]

@@ -15,6 +15,7 @@ pub(super) enum Guarded {
     RequestOtp,
     VerifyOtp,
     RequestPasswordReset,
+    ChangePassword,
 }
 
 /// A limit: hits per window.
@@ -32,6 +33,7 @@ impl Guarded {
             Self::RequestOtp => "requestOtp",
             Self::VerifyOtp => "verifyOtp",
             Self::RequestPasswordReset => "requestPasswordReset",
+            Self::ChangePassword => "changePassword",
         }
     }
 
@@ -43,6 +45,7 @@ impl Guarded {
             Self::VerifyOtp => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
             Self::RequestOtp => (rate(10.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::RequestPasswordReset => (rate(10.0, MINUTE), rate(3.0, 10 * MINUTE)),
+            Self::ChangePassword => (rate(30.0, MINUTE), rate(5.0, 10 * MINUTE)),
         }
     }
 }
@@ -73,9 +76,10 @@ fn retry_after(wait_ms: i64) -> Error {
 }
 
 impl Auth {
-    /// Count one `op` for the client's IP and for `email` (as typed, trimmed and lowercased);
-    /// `RATE_LIMITED` when either is over its limit. Emails are counted by hash whether or
-    /// not they have an account, or are even valid.
+    /// Count one `op` for the client's IP and for `email` (as typed, trimmed and lowercased;
+    /// for an operation of a signed-in user, their id); `RATE_LIMITED` when either is over
+    /// its limit. Emails are counted by hash whether or not they have an account, or are
+    /// even valid.
     pub(super) async fn throttle(
         &self,
         tenant: &Tenant,

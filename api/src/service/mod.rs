@@ -1,6 +1,7 @@
 //! The rules: sign-up and sign-in, tokens and sessions, machine tokens, tenants. Plain
 //! functions over the [`Store`], the [`KeyRing`] and the [`Feed`]; nothing here knows HTTP.
 
+mod account;
 mod challenges;
 mod limits;
 pub mod passwords;

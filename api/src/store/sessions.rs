@@ -253,6 +253,34 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Revoke every active session of the user but `keep`; returns the ids revoked.
+    pub async fn revoke_other_sessions(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        keep: &str,
+        reason: &str,
+    ) -> StoreResult<Vec<String>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+             WHERE tenant_id = $3 AND user_id = $4 AND id <> $5 \
+               AND revoked_at IS NULL AND expires_at > $1 \
+             RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(keep)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Record activity on a session, at most once a minute.
     pub async fn touch_session(&self, id: &str, now: Millis) -> StoreResult<()> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $3")

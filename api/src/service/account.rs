@@ -1,0 +1,153 @@
+//! The account's own life after sign-up: changing the password and deleting the account, by
+//! the user or by an admin of the tenant, and an admin ending all of a user's sessions. Each
+//! path that ends sessions publishes revocation entries, so verifiers refuse the tokens at
+//! once.
+
+use super::limits::Guarded;
+use super::{Auth, Caller, Error, Origin, Result, passwords, user_of};
+use crate::domain::{Password, Tenant};
+use crate::store::StoreError;
+
+impl Auth {
+    /// Change the caller's password; the current one must be given. Every other session of
+    /// the account ends (one revocation entry each); the caller's own session goes on.
+    /// Accounts without a password (codes or providers only) get one through
+    /// `requestPasswordReset`, which proves the address, not through here.
+    pub async fn change_password(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        let Caller::User {
+            user_id,
+            session_id,
+            ..
+        } = caller
+        else {
+            return Err(Error::Forbidden(
+                "this operation needs a signed-in user".into(),
+            ));
+        };
+        self.throttle(tenant, Guarded::ChangePassword, user_id, origin)
+            .await?;
+        let user = self.store.user_by_id(&tenant.id, user_id).await?;
+        let Some(hash) = user.password_hash.as_deref() else {
+            return Err(Error::Forbidden(
+                "this account has no password; set one with requestPasswordReset".into(),
+            ));
+        };
+        let emails = self.store.user_emails(&tenant.id, user_id).await?;
+        let emails: Vec<&str> = emails.iter().map(|e| e.email.as_str()).collect();
+        let password = Password::new(new, &emails)?;
+        if !passwords::verify(current, Some(hash)).await? {
+            self.audit(
+                tenant,
+                Some(caller),
+                "user.password_change_failed",
+                user_id,
+                Some(session_id),
+                origin,
+            )
+            .await;
+            return Err(Error::InvalidCredentials);
+        }
+        let hash = passwords::hash(&password).await?;
+        self.store
+            .set_password_hash(&tenant.id, user_id, &hash)
+            .await?;
+        let ended = self
+            .store
+            .revoke_other_sessions(&tenant.id, user_id, session_id, "password_changed")
+            .await?;
+        for id in &ended {
+            self.publish_session_revocation(tenant, id).await?;
+        }
+        self.audit(
+            tenant,
+            Some(caller),
+            "user.password_changed",
+            user_id,
+            Some(session_id),
+            origin,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Delete the caller's own account.
+    pub async fn delete_account(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        origin: &Origin,
+    ) -> Result<()> {
+        let user_id = user_of(caller)?.to_owned();
+        self.delete_user(tenant, caller, &user_id, origin).await
+    }
+
+    /// Delete a user of the tenant (admin).
+    pub async fn admin_delete_user(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        user_id: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        self.delete_user(tenant, caller, user_id, origin).await
+    }
+
+    /// End every session of a user of the tenant and cut off their access tokens (admin);
+    /// returns how many sessions were active.
+    pub async fn admin_revoke_sessions(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        user_id: &str,
+        origin: &Origin,
+    ) -> Result<u64> {
+        self.existing_user(tenant, user_id).await?;
+        let count = self.revoke_user(tenant, user_id, "admin_revoked").await?;
+        self.audit(
+            tenant,
+            Some(caller),
+            "admin.sessions_revoked",
+            user_id,
+            None,
+            origin,
+        )
+        .await;
+        Ok(count)
+    }
+
+    /// Ends the user's sessions and cuts off their tokens first, then deletes the row: if the
+    /// delete fails, the account is signed out everywhere but intact, and the call can be
+    /// repeated.
+    async fn delete_user(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        user_id: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        self.existing_user(tenant, user_id).await?;
+        self.revoke_user(tenant, user_id, "account_deleted").await?;
+        match self.store.delete_user(&tenant.id, user_id).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
+            other => other?,
+        }
+        self.audit(tenant, Some(caller), "user.deleted", user_id, None, origin)
+            .await;
+        Ok(())
+    }
+
+    /// `NOT_FOUND` unless the tenant has this user.
+    async fn existing_user(&self, tenant: &Tenant, user_id: &str) -> Result<()> {
+        match self.store.user_by_id(&tenant.id, user_id).await {
+            Err(StoreError::NotFound) => Err(Error::NotFound("user")),
+            other => other.map(drop).map_err(Error::from),
+        }
+    }
+}
