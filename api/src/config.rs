@@ -65,6 +65,12 @@ pub enum KeysCommand {
     Rotate,
     /// List the signing keys.
     List,
+    /// Withdraw a key at once (e.g. leaked): verifiers and every API replica refuse the
+    /// tokens it signed within a second; a current key is replaced by a new one first.
+    Revoke {
+        /// The key id (`kid`), as `keys list` shows it.
+        kid: String,
+    },
 }
 
 /// Settings of the API, from flags or environment variables.

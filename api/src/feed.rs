@@ -12,10 +12,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_verifier::token::RevocationEntry;
+use auth_verifier::token::{RevocationEntry, RevocationKind};
 use tokio::sync::{Notify, broadcast};
 
 use crate::db::Backend;
+use crate::keys::KeyRing;
 use crate::store::{Store, StoreResult};
 
 /// The PostgreSQL channel replicas notify each other on.
@@ -66,8 +67,10 @@ impl Feed {
         self.events.subscribe()
     }
 
-    /// The poller; runs until the process ends.
-    pub async fn run(self, database_url: String) {
+    /// The poller; runs until the process ends. On a `key` entry it reloads `keys` before
+    /// passing the entry on, so that a verifier that hears of it and fetches the JWK set
+    /// from this replica gets the set without the withdrawn key and with its replacement.
+    pub async fn run(self, database_url: String, keys: KeyRing) {
         let mut cursor = match self.store.revocation_cursor().await {
             Ok(cursor) => cursor,
             Err(error) => {
@@ -86,6 +89,11 @@ impl Feed {
                     for entry in entries {
                         if seen.insert(entry.seq) {
                             cursor = cursor.max(entry.seq);
+                            if entry.kind == RevocationKind::Key
+                                && let Err(error) = keys.reload().await
+                            {
+                                tracing::error!(error = %error, "signing keys not reloaded after a key revocation");
+                            }
                             let _ = self.events.send(entry);
                         }
                     }

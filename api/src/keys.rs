@@ -59,7 +59,7 @@ impl std::fmt::Debug for KeyRing {
 /// Leeway on `exp` when the API checks its own tokens.
 const LEEWAY_SECONDS: u64 = 5;
 /// How often keys are reloaded so that a rotation on another replica is seen.
-const RELOAD_EVERY: Duration = Duration::from_secs(30);
+pub const RELOAD_EVERY: Duration = Duration::from_secs(30);
 
 impl KeyRing {
     /// Load the keys, first adding the operator's key file (if configured and new) or a
@@ -111,6 +111,26 @@ impl KeyRing {
         let key = generate_ed25519(master)?;
         store.add_signing_key(&key).await?;
         Ok(key.kid)
+    }
+
+    /// Withdraw a key at once (it leaked, say): it stops signing and is no longer published.
+    /// When it is the current key, a new one is generated first; its kid is returned.
+    pub async fn withdraw(
+        store: &Store,
+        master: &MasterKey,
+        kid: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let keys = store.signing_keys(0).await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .with_context(|| format!("no signing key {kid}"))?;
+        let replacement = match key.retired_at {
+            None => Some(Self::rotate(store, master).await?),
+            Some(_) => None,
+        };
+        store.delete_signing_key(kid).await?;
+        Ok(replacement)
     }
 
     /// Reload from the store.

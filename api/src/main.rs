@@ -76,6 +76,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("new signing key: {kid}");
             Ok(())
         }
+        Command::Keys(KeysCommand::Revoke { kid }) => {
+            let app = startup::build(config).await?;
+            match app.state.auth.withdraw_signing_key(&kid).await? {
+                Some(new) => println!("revoked {kid}; new signing key: {new}"),
+                None => println!("revoked {kid}"),
+            }
+            Ok(())
+        }
         Command::Keys(KeysCommand::List) => {
             let app = startup::build(config).await?;
             for key in app.state.auth.keys().jwks().keys.iter() {

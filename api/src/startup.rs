@@ -69,9 +69,10 @@ pub async fn run(
             .auth
             .feed()
             .clone()
-            .run(state.config.database_url.clone()),
+            .run(state.config.database_url.clone(), state.auth.keys().clone()),
     );
     let janitor = tokio::spawn(janitor(state.clone()));
+    let keys = tokio::spawn(reload_keys_periodically(state.auth.clone()));
     let mailer = tokio::spawn(state.auth.mailer().clone().run());
     let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, service)
@@ -79,8 +80,23 @@ pub async fn run(
         .await;
     feed.abort();
     janitor.abort();
+    keys.abort();
     mailer.abort();
     served.context("server failed")
+}
+
+/// Reloads this replica's signing keys every 30 seconds, so that a rotation by
+/// `auth-api keys rotate` or another replica takes effect here. (A withdrawn key is acted on
+/// at once: the feed poller reloads when it sees the `key` entry.)
+async fn reload_keys_periodically(auth: Auth) {
+    let mut tick = tokio::time::interval(crate::keys::RELOAD_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(error) = auth.keys().reload().await {
+            tracing::error!(error = %error, "signing keys not reloaded");
+        }
+    }
 }
 
 /// Housekeeping every few minutes: expired sessions, spent successors, old revocations,

@@ -759,6 +759,64 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
 }
 
 #[tokio::test]
+async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+        .await
+        .ready()
+        .await;
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let before = api.sign_up("keys@example.com", None).await;
+    let old = before["accessToken"].as_str().unwrap().to_owned();
+    let old_kid = kid(&old);
+    assert_eq!(v.verify(Some(&old)).await.0, 200);
+
+    let out = api.cli(&["keys", "revoke", &old_kid]);
+    assert!(out.contains("new signing key"), "{out}");
+
+    // The verifier refuses the old key's tokens at once; the running API within its feed tick.
+    v.until(&old, 401, Duration::from_secs(1)).await;
+    let start = Instant::now();
+    loop {
+        let me = api.gql("{ me { id } }", json!({}), Some(&old), None).await;
+        if me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the API still accepts: {me}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jwks: Value = api
+        .client
+        .get(format!("{}/.well-known/jwks.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != old_kid.as_str()),
+        "{jwks}"
+    );
+
+    // New tokens come from the new key, and the verifier (which fetched the JWK set when it
+    // heard of the revocation) accepts them at once.
+    let after = api.sign_in("keys@example.com").await;
+    let new = after["accessToken"].as_str().unwrap();
+    assert_ne!(kid(new), old_kid);
+    v.until(new, 200, Duration::from_secs(1)).await;
+    assert!(api.gql("{ me { id } }", json!({}), Some(new), None).await["errors"].is_null());
+}
+
+#[tokio::test]
 async fn verifier_catches_up_after_the_api_restarts() {
     let db = TestDb::new().await;
     let port = free_port();

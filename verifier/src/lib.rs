@@ -118,7 +118,8 @@ pub async fn run(
 }
 
 /// Learns the issuer (configured, or from discovery), loads the JWK set, then refreshes it
-/// periodically. Retries with backoff while the API is unreachable.
+/// periodically, and at once when the feed reports a revoked key (the API has a new one).
+/// Retries with backoff while the API is unreachable.
 async fn load_keys(verifier: Arc<Verifier>, config: Config) {
     let api = &verifier.api;
     let mut backoff = Duration::from_millis(100);
@@ -148,7 +149,10 @@ async fn load_keys(verifier: Arc<Verifier>, config: Config) {
         match keys.refresh(api).await {
             Ok(()) => {
                 tracing::info!(keys = keys.len(), "signing keys loaded");
-                tokio::time::sleep(JWKS_REFRESH).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(JWKS_REFRESH) => {}
+                    _ = verifier.revocations.key_revoked() => {}
+                }
                 backoff = Duration::from_millis(100);
             }
             Err(e) => {

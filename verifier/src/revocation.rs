@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::sync::Notify;
+
 use crate::token::{RevocationEntry, RevocationKind, RevocationList};
 
 #[derive(Debug, Default)]
@@ -95,6 +97,8 @@ pub struct RevocationSet {
     /// Bumped under the write lock after every change; starts at 1 so that 0 can mean
     /// "never checked".
     generation: AtomicU64,
+    /// Notified when a `key` entry arrives.
+    keys_revoked: Notify,
 }
 
 impl Default for RevocationSet {
@@ -102,6 +106,7 @@ impl Default for RevocationSet {
         RevocationSet {
             inner: RwLock::default(),
             generation: AtomicU64::new(1),
+            keys_revoked: Notify::new(),
         }
     }
 }
@@ -150,8 +155,12 @@ impl RevocationSet {
         let entries = list.entries.into_iter().map(|e| (e.seq, e)).collect();
         let index = Index::rebuild(entries, list.cursor);
         let mut idx = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        let new_key = index.keys.iter().any(|k| !idx.keys.contains(k));
         *idx = index;
         self.bump();
+        if new_key {
+            self.keys_revoked.notify_one();
+        }
     }
 
     /// Adds one streamed entry and advances the cursor.
@@ -159,8 +168,18 @@ impl RevocationSet {
         let mut idx = self.inner.write().unwrap_or_else(|p| p.into_inner());
         idx.add(&entry);
         idx.cursor = idx.cursor.max(entry.seq);
+        let key = entry.kind == RevocationKind::Key;
         idx.entries.insert(entry.seq, entry);
         self.bump();
+        if key {
+            self.keys_revoked.notify_one();
+        }
+    }
+
+    /// Resolves once a signing key has been revoked since the last call (the API has rotated
+    /// to a new key then, which the JWK set should be fetched for).
+    pub async fn key_revoked(&self) {
+        self.keys_revoked.notified().await;
     }
 
     /// The highest `seq` seen: where to resume the stream.

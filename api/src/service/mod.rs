@@ -740,6 +740,28 @@ impl Auth {
         Ok(())
     }
 
+    // ----- signing keys -------------------------------------------------------------------
+
+    /// Withdraw a signing key at once (operator, `auth-api keys revoke`): it stops signing
+    /// and is no longer published, and a `key` entry on the revocation feed makes verifiers
+    /// and every API replica refuse what it signed. Returns the replacement's kid when the
+    /// current key was withdrawn.
+    pub async fn withdraw_signing_key(&self, kid: &str) -> anyhow::Result<Option<String>> {
+        let replacement = KeyRing::withdraw(&self.store, &self.master, kid).await?;
+        self.feed
+            .publish(RevocationEntry {
+                seq: 0,
+                kind: RevocationKind::Key,
+                tenant: String::new(),
+                id: kid.to_owned(),
+                iat_cutoff: None,
+                expires_at: self.revocation_horizon(),
+            })
+            .await?;
+        self.keys.reload().await?;
+        Ok(replacement)
+    }
+
     // ----- tenants ------------------------------------------------------------------------
 
     /// Create a tenant.

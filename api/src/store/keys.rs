@@ -66,4 +66,14 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Delete a key, so that it neither signs nor is published again; `false` if there was
+    /// no such key.
+    pub async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
