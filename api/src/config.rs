@@ -61,8 +61,15 @@ pub struct TokenCreate {
 /// `auth-api keys …`
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Generate a new signing key; older keys stay published until their tokens expire.
-    Rotate,
+    /// Generate a new signing key: published at once, signing after the pre-publication
+    /// time; older keys stay published until their tokens expire.
+    Rotate {
+        /// Seconds between publishing the new key and signing with it (0: sign at once).
+        /// The default covers the replicas' 30 s key reload and the verifiers' one-minute
+        /// limit on JWK set refetches.
+        #[arg(long, default_value_t = 120)]
+        prepublish_seconds: u64,
+    },
     /// List the signing keys.
     List,
     /// Withdraw a key at once (e.g. leaked): verifiers and every API replica refuse the

@@ -24,7 +24,8 @@ struct SigningKey {
 
 /// The keys as last loaded.
 struct KeySet {
-    signing: Arc<SigningKey>,
+    /// Keys that sign now or will, oldest first, each until its `retired_at` (ms).
+    signing: Vec<(Option<Millis>, Arc<SigningKey>)>,
     verifying: Vec<(String, Algorithm, DecodingKey)>,
     jwks: Arc<JwkSet>,
     loaded: Instant,
@@ -85,7 +86,7 @@ impl KeyRing {
             })?;
             let current = store.signing_keys(now_ms()).await?;
             if current.first().map(|k| &k.kid) != Some(&key.kid) {
-                store.add_signing_key(&key).await?;
+                store.add_signing_key(&key, key.created_at).await?;
             }
         } else if store
             .signing_keys(now_ms())
@@ -93,7 +94,8 @@ impl KeyRing {
             .iter()
             .all(|k| k.retired_at.is_some())
         {
-            store.add_signing_key(&generate_ed25519(&master)?).await?;
+            let key = generate_ed25519(&master)?;
+            store.add_signing_key(&key, key.created_at).await?;
         }
         let set = build(&store, &master, publish_for_ms).await?;
         Ok(Self {
@@ -106,11 +108,20 @@ impl KeyRing {
         })
     }
 
-    /// Add a newly generated key as the current one; older keys stay published.
-    pub async fn rotate(store: &Store, master: &MasterKey) -> anyhow::Result<String> {
+    /// Add a newly generated key, published at once and signing after `prepublish`; the
+    /// key it replaces signs until then and stays published until its tokens have expired.
+    /// Publishing first lets every replica (which reload every 30 s) and every verifier
+    /// (which refetch the JWK set for an unknown `kid` at most once a minute by default)
+    /// know the key before the first token it signs reaches them.
+    pub async fn rotate(
+        store: &Store,
+        master: &MasterKey,
+        prepublish: Duration,
+    ) -> anyhow::Result<StoredKey> {
         let key = generate_ed25519(master)?;
-        store.add_signing_key(&key).await?;
-        Ok(key.kid)
+        let signs_from = key.created_at + Millis::try_from(prepublish.as_millis())?;
+        store.add_signing_key(&key, signs_from).await?;
+        Ok(key)
     }
 
     /// Withdraw a key at once (it leaked, say): it stops signing and is no longer published.
@@ -125,9 +136,10 @@ impl KeyRing {
             .iter()
             .find(|k| k.kid == kid)
             .with_context(|| format!("no signing key {kid}"))?;
-        let replacement = match key.retired_at {
-            None => Some(Self::rotate(store, master).await?),
-            Some(_) => None,
+        let signing = key.retired_at.is_none_or(|at| at > now_ms());
+        let replacement = match signing {
+            true => Some(Self::rotate(store, master, Duration::ZERO).await?.kid),
+            false => None,
         };
         store.delete_signing_key(kid).await?;
         Ok(replacement)
@@ -155,7 +167,7 @@ impl KeyRing {
 
     /// Sign access-token claims with the current key.
     pub fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
-        let key = self.inner.read().expect("key lock").signing.clone();
+        let key = current(&self.inner.read().expect("key lock").signing, now_ms());
         let mut header = Header::new(key.alg);
         header.kid = Some(key.kid.clone());
         header.typ = Some("JWT".into());
@@ -193,8 +205,9 @@ async fn build(
     master: &MasterKey,
     publish_for_ms: Millis,
 ) -> anyhow::Result<KeySet> {
-    let stored = store.signing_keys(now_ms() - publish_for_ms).await?;
-    let mut signing = None;
+    let now = now_ms();
+    let stored = store.signing_keys(now - publish_for_ms).await?;
+    let mut signing = Vec::new();
     let mut verifying = Vec::new();
     let mut jwks = JwkSet::default();
     for key in &stored {
@@ -205,26 +218,42 @@ async fn build(
         let decoding = jwk
             .decoding_key()
             .context("stored JWK is not a usable key")?;
-        if key.retired_at.is_none() && signing.is_none() {
+        if key.retired_at.is_none_or(|at| at > now) {
             let pem = master
                 .open(&seal_context(&key.kid), &key.sealed_private_key)
                 .context("a signing key cannot be decrypted: is AUTH_MASTER_KEY the key it was sealed with?")?;
             let encoding = encoding_key(alg, &pem)?;
-            signing = Some(Arc::new(SigningKey {
-                kid: key.kid.clone(),
-                alg,
-                encoding,
-            }));
+            signing.push((
+                key.retired_at,
+                Arc::new(SigningKey {
+                    kid: key.kid.clone(),
+                    alg,
+                    encoding,
+                }),
+            ));
         }
         verifying.push((key.kid.clone(), alg, decoding));
         jwks.keys.push(jwk);
     }
+    anyhow::ensure!(!signing.is_empty(), "there is no current signing key");
+    // Stored newest first; the oldest key still signing comes first.
+    signing.reverse();
     Ok(KeySet {
-        signing: signing.context("there is no current signing key")?,
+        signing,
         verifying,
         jwks: Arc::new(jwks),
         loaded: Instant::now(),
     })
+}
+
+/// The key that signs at `now`: the oldest not yet retired, else the newest.
+fn current<T: Clone>(signing: &[(Option<Millis>, T)], now: Millis) -> T {
+    signing
+        .iter()
+        .find(|(retired_at, _)| retired_at.is_none_or(|at| at > now))
+        .or(signing.last())
+        .map(|(_, key)| key.clone())
+        .expect("a key set has a signing key")
 }
 
 fn seal_context(kid: &str) -> String {
@@ -307,4 +336,21 @@ fn key_from_pem(pem: &[u8], master: &MasterKey) -> anyhow::Result<StoredKey> {
         return stored_key(pem, Algorithm::RS256, master);
     }
     anyhow::bail!("expected an Ed25519, P-256 or RSA private key in PEM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::current;
+
+    #[test]
+    fn the_oldest_key_not_yet_retired_signs() {
+        // Oldest first: "a" retires at 100, "b" (pre-published) at 200, "c" is the newest.
+        let keys = [(Some(100), "a"), (Some(200), "b"), (None, "c")];
+        assert_eq!(current(&keys, 50), "a");
+        assert_eq!(current(&keys, 100), "b");
+        assert_eq!(current(&keys, 199), "b");
+        assert_eq!(current(&keys, 200), "c");
+        // Everything retired (a reload is late): the newest still signs.
+        assert_eq!(current(&keys[..2], 500), "b");
+    }
 }

@@ -69,11 +69,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("The secret is shown once; store it now.");
             Ok(())
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        Command::Keys(KeysCommand::Rotate { prepublish_seconds }) => {
             let app = startup::build(config.clone()).await?;
             let master = startup::master_key(&config)?;
-            let kid = auth_api::keys::KeyRing::rotate(app.state.auth.store(), &master).await?;
-            println!("new signing key: {kid}");
+            let prepublish = std::time::Duration::from_secs(prepublish_seconds);
+            let key = auth_api::keys::KeyRing::rotate(app.state.auth.store(), &master, prepublish)
+                .await?;
+            println!(
+                "new signing key: {} (signs in {prepublish_seconds} s)",
+                key.kid
+            );
             Ok(())
         }
         Command::Keys(KeysCommand::Revoke { kid }) => {

@@ -154,19 +154,41 @@ async fn jwks_discovery_and_rotation() {
     let old_kid = header_of(before["accessToken"].as_str().unwrap())["kid"].clone();
     assert_eq!(old_kid, key["kid"]);
 
+    // A rotation publishes the new key first: a restarted replica (same issuer) lists it,
+    // and keeps signing with the old key until the pre-publication time has passed.
     let printed = app.cli(&["keys", "rotate"]).await;
-    assert!(printed.contains("new signing key"), "{printed}");
-    // A restarted replica (same issuer) signs with the new key and still publishes the old one.
+    assert!(printed.contains("signs in 120 s"), "{printed}");
+    let published = printed
+        .split_whitespace()
+        .nth(3)
+        .expect("kid in output")
+        .to_owned();
     let issuer = app.config.issuer.clone();
-    let app = spawn_on(app.stop().await, |c| c.issuer = issuer).await;
+    let app = spawn_on(app.stop().await, |c| c.issuer = issuer.clone()).await;
     let jwks: Value = serde_json::from_str(&app.get("/.well-known/jwks.json").await.2).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(jwks["keys"][0]["kid"], published.as_str());
+    let during = app
+        .sign_in("rot@example.com", crate::helpers::PASSWORD)
+        .await;
+    let during = header_of(during["data"]["signIn"]["accessToken"].as_str().unwrap());
+    assert_eq!(during["kid"], old_kid, "the new key does not sign yet");
+
+    // A rotation without pre-publication signs with the new key at once.
+    let printed = app
+        .cli(&["keys", "rotate", "--prepublish-seconds", "0"])
+        .await;
+    assert!(printed.contains("signs in 0 s"), "{printed}");
+    let app = spawn_on(app.stop().await, |c| c.issuer = issuer).await;
+    let jwks: Value = serde_json::from_str(&app.get("/.well-known/jwks.json").await.2).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
     let after = app
         .sign_in("rot@example.com", crate::helpers::PASSWORD)
         .await;
     let new_kid =
         header_of(after["data"]["signIn"]["accessToken"].as_str().unwrap())["kid"].clone();
     assert_ne!(new_kid, old_kid);
+    assert_ne!(new_kid, published.as_str());
     assert_eq!(jwks["keys"][0]["kid"], new_kid);
     // Tokens signed by the old key stay valid until they expire.
     assert!(app.gql(ME, json!({}), before["accessToken"].as_str()).await["errors"].is_null());

@@ -18,7 +18,8 @@ pub struct StoredKey {
     pub public_jwk: String,
     /// Creation time.
     pub created_at: Millis,
-    /// When a newer key replaced it.
+    /// When a newer key replaced it (or will: a rotation publishes the new key before it
+    /// signs, see [`crate::keys::KeyRing::rotate`]).
     pub retired_at: Option<Millis>,
 }
 
@@ -46,13 +47,20 @@ impl Store {
             .collect()
     }
 
-    /// Add `key` as the current key and retire the others, in one transaction.
-    pub async fn add_signing_key(&self, key: &StoredKey) -> StoreResult<()> {
+    /// Add `key` and retire the keys still current at `retire_others_at` (when `key` starts
+    /// to sign), in one transaction.
+    pub async fn add_signing_key(
+        &self,
+        key: &StoredKey,
+        retire_others_at: Millis,
+    ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(key.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1",
+        )
+        .bind(retire_others_at)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
