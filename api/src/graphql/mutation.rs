@@ -207,7 +207,7 @@ impl Mutation {
     #[graphql(guard = "Access::Admin")]
     async fn admin_delete_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let (auth, request) = parts(ctx)?;
-        auth.admin_delete_user(&request.tenant, caller(ctx).await?, &id, &request.origin)
+        auth.delete_user(&request.tenant, caller(ctx).await?, &id, &request.origin)
             .await
             .gql()?;
         Ok(true)

@@ -88,17 +88,6 @@ impl Auth {
         self.delete_user(tenant, caller, &user_id, origin).await
     }
 
-    /// Delete a user of the tenant (admin).
-    pub async fn admin_delete_user(
-        &self,
-        tenant: &Tenant,
-        caller: &Caller,
-        user_id: &str,
-        origin: &Origin,
-    ) -> Result<()> {
-        self.delete_user(tenant, caller, user_id, origin).await
-    }
-
     /// End every session of a user of the tenant and cut off their access tokens (admin);
     /// returns how many sessions were active.
     pub async fn admin_revoke_sessions(
@@ -122,10 +111,10 @@ impl Auth {
         Ok(count)
     }
 
-    /// Ends the user's sessions and cuts off their tokens first, then deletes the row: if the
-    /// delete fails, the account is signed out everywhere but intact, and the call can be
-    /// repeated.
-    async fn delete_user(
+    /// Delete a user of the tenant: the caller's own account, or (admin) anyone's. Ends the
+    /// user's sessions and cuts off their tokens first, then deletes the row: if the delete
+    /// fails, the account is signed out everywhere but intact, and the call can be repeated.
+    pub async fn delete_user(
         &self,
         tenant: &Tenant,
         caller: &Caller,

@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, some_row};
 use crate::domain::{Millis, Scope, new_id, now_ms};
 
 /// A machine token, without its secret.
@@ -107,14 +107,12 @@ impl Store {
 
     /// Delete one of the tenant's machine tokens.
     pub async fn delete_api_token(&self, tenant_id: &str, id: &str) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        some_row(
+            sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .execute(self.pool())
+                .await?,
+        )
     }
 }

@@ -63,6 +63,14 @@ impl Store {
     }
 }
 
+/// `NotFound` when a statement changed no row (the record it names does not exist).
+pub(crate) fn some_row(done: sqlx::any::AnyQueryResult) -> StoreResult<()> {
+    match done.rows_affected() {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// Decode a JSON text column, falling back to the type's default on malformed data
 /// (which only a hand-edited database can hold).
 pub(crate) fn json_column<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, StoreResult, conflict_on_unique};
+use super::{Store, StoreError, StoreResult, conflict_on_unique, some_row};
 use crate::domain::{Millis, Tenant, TenantSettings, TenantSlug, new_id, now_ms};
 
 macro_rules! columns {
@@ -115,26 +115,22 @@ impl Store {
         settings: &TenantSettings,
     ) -> StoreResult<()> {
         let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let done = sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
-            .bind(json)
-            .bind(tenant_id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        some_row(
+            sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
+                .bind(json)
+                .bind(tenant_id)
+                .execute(self.pool())
+                .await?,
+        )
     }
 
     /// Delete a tenant and, by cascade, everything it owns.
     pub async fn delete_tenant(&self, tenant_id: &str) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM tenants WHERE id = $1")
-            .bind(tenant_id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        some_row(
+            sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(tenant_id)
+                .execute(self.pool())
+                .await?,
+        )
     }
 }

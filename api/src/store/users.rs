@@ -3,7 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column};
+use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column, some_row};
 use crate::domain::{Email, Millis, new_id, now_ms};
 
 /// A user of a tenant.
@@ -207,33 +207,26 @@ impl Store {
         user_id: &str,
         password_hash: &str,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
+        some_row(sqlx::query(
             "UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
         )
         .bind(password_hash)
         .bind(now_ms())
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.pool())
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        .execute(self.pool()).await?)
     }
 
     /// Delete a user with everything that hangs off it (addresses, sessions, refresh tokens,
     /// challenges: `ON DELETE CASCADE`). Audit events stay; they name the user by id only.
     pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        some_row(
+            sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(self.pool())
+                .await?,
+        )
     }
 
     /// Raise the user's token cut-off to `second` (never lowers it): access tokens issued at
