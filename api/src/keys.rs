@@ -136,10 +136,10 @@ impl KeyRing {
             .iter()
             .find(|k| k.kid == kid)
             .with_context(|| format!("no signing key {kid}"))?;
-        let signing = key.retired_at.is_none_or(|at| at > now_ms());
-        let replacement = match signing {
-            true => Some(Self::rotate(store, master, Duration::ZERO).await?.kid),
-            false => None,
+        let replacement = if key.retired_at.is_none_or(|at| at > now_ms()) {
+            Some(Self::rotate(store, master, Duration::ZERO).await?.kid)
+        } else {
+            None
         };
         store.delete_signing_key(kid).await?;
         Ok(replacement)

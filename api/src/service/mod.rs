@@ -744,7 +744,7 @@ impl Auth {
 
     /// Withdraw a signing key at once (operator, `auth-api keys revoke`): it stops signing
     /// and is no longer published, and a `key` entry on the revocation feed makes verifiers
-    /// and every API replica refuse what it signed. Returns the replacement's kid when the
+    /// and every API replica (whose feed poller reloads the keys) refuse what it signed. Returns the replacement's kid when the
     /// current key was withdrawn.
     pub async fn withdraw_signing_key(&self, kid: &str) -> anyhow::Result<Option<String>> {
         let replacement = KeyRing::withdraw(&self.store, &self.master, kid).await?;
@@ -758,7 +758,6 @@ impl Auth {
                 expires_at: self.revocation_horizon(),
             })
             .await?;
-        self.keys.reload().await?;
         Ok(replacement)
     }
 
