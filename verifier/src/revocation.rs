@@ -150,6 +150,19 @@ impl RevocationSet {
         idx.api_tokens.contains(id)
     }
 
+    /// Whether a `tenant` entry cuts off a machine token of tenant `tid` issued at `iat`
+    /// (seconds; `None` when the API's answer has none): the tenant's highest cut-off is at or
+    /// after `iat`, or the entry has no cut-off, or `iat` is unknown. Same rule as
+    /// [`RevocationEntry::revokes_machine`] for `tenant` entries.
+    ///
+    /// [`RevocationEntry::revokes_machine`]: crate::token::RevocationEntry::revokes_machine
+    pub fn revokes_tenant_token(&self, tid: &str, iat: Option<i64>) -> bool {
+        let idx = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        idx.tenant_cutoffs
+            .get(tid)
+            .is_some_and(|&cutoff| iat.is_none_or(|iat| iat <= cutoff))
+    }
+
     /// Replaces the whole set with a freshly loaded list.
     pub fn replace(&self, list: RevocationList) {
         let entries = list.entries.into_iter().map(|e| (e.seq, e)).collect();
@@ -293,6 +306,56 @@ mod tests {
         assert!(set.revokes_api_token("m5"));
         assert!(!set.revokes_api_token("m6"));
         assert_eq!(set.cursor(), 6);
+    }
+
+    #[test]
+    fn tenant_entries_cut_off_machine_tokens_as_the_entry_rules_say() {
+        let entries = vec![
+            entry(1, RevocationKind::Tenant, "gone", "gone", Some(100)),
+            entry(2, RevocationKind::Tenant, "wiped", "wiped", None),
+            entry(3, RevocationKind::ApiToken, "t1", "m3", None),
+            entry(4, RevocationKind::Session, "t1", "s1", None),
+            entry(5, RevocationKind::User, "t1", "u1", Some(100)),
+            entry(6, RevocationKind::Key, "t1", "k1", None),
+            entry(7, RevocationKind::Tenant, "gone", "gone", Some(50)),
+        ];
+        let set = RevocationSet::default();
+        set.replace(RevocationList {
+            cursor: 7,
+            entries: entries.clone(),
+        });
+        let cases = [
+            ("m1", "gone", Some(99)),
+            ("m1", "gone", Some(100)),
+            ("m1", "gone", Some(101)),
+            ("m1", "gone", None),
+            ("m1", "wiped", Some(i64::MAX)),
+            ("m1", "t1", Some(1)),
+            ("m1", "t1", None),
+            ("m3", "t1", Some(1)),
+            // Ids of other kinds' entries are no machine-token cut-offs.
+            ("s1", "t1", Some(1)),
+            ("u1", "t1", Some(1)),
+            ("k1", "t1", Some(1)),
+        ];
+        for (id, tid, iat) in cases {
+            let expected = entries.iter().any(|e| e.revokes_machine(id, tid, iat));
+            let got = set.revokes_api_token(id) || set.revokes_tenant_token(tid, iat);
+            assert_eq!(got, expected, "{id} {tid} {iat:?}");
+        }
+        assert!(
+            set.revokes_tenant_token("gone", Some(100)),
+            "at the cut-off"
+        );
+        assert!(!set.revokes_tenant_token("gone", Some(101)), "issued after");
+        assert!(set.revokes_tenant_token("gone", None), "no iat: covered");
+        assert!(
+            set.revokes_tenant_token("wiped", Some(i64::MAX)),
+            "no cut-off"
+        );
+        assert!(!set.revokes_tenant_token("t1", None), "no tenant entry");
+        set.apply(entry(8, RevocationKind::Tenant, "t1", "t1", Some(10)));
+        assert!(set.revokes_tenant_token("t1", Some(10)), "a streamed entry");
     }
 
     #[test]

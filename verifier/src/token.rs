@@ -97,7 +97,9 @@ pub enum RevocationKind {
     Session,
     /// Tokens of the user `id` issued at or before `iat_cutoff`.
     User,
-    /// Tokens of the tenant `id` (a slug) issued at or before `iat_cutoff`.
+    /// Tokens of the tenant `id` (a slug) issued at or before `iat_cutoff`: access tokens by
+    /// their `iat` claim, machine tokens by the `iat` of their introspection answer (written by
+    /// `deleteTenant`).
     Tenant,
     /// Every token signed by the key `id` (a `kid`).
     Key,
@@ -137,6 +139,30 @@ impl RevocationEntry {
             RevocationKind::Tenant => self.id == claims.tid && cut(claims.iat),
             RevocationKind::Key => self.id == kid,
             RevocationKind::ApiToken => false,
+        }
+    }
+
+    /// Whether this entry revokes the machine token the API's introspection described with
+    /// this `client_id` (token id), tenant `tid` and `iat` (seconds; `None` when the answer
+    /// has none). Only two kinds reach machine tokens:
+    ///
+    /// | kind | revokes the machine token when |
+    /// | --- | --- |
+    /// | `api_token` | `client_id == id` (the token was deleted) |
+    /// | `tenant` | `tid == id` and `iat <= iat_cutoff`; an entry without a cut-off, or an answer without `iat`, counts as covered |
+    ///
+    /// `session`, `user` and `key` entries concern access tokens only.
+    pub fn revokes_machine(&self, client_id: &str, tid: &str, iat: Option<i64>) -> bool {
+        match self.kind {
+            RevocationKind::ApiToken => self.id == client_id,
+            RevocationKind::Tenant => {
+                self.id == tid
+                    && match (iat, self.iat_cutoff) {
+                        (Some(iat), Some(cutoff)) => iat <= cutoff,
+                        _ => true,
+                    }
+            }
+            RevocationKind::Session | RevocationKind::User | RevocationKind::Key => false,
         }
     }
 }
