@@ -122,14 +122,53 @@ impl ApiClient {
         Ok(resp)
     }
 
-    /// `POST /introspect` for a machine token.
-    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
-        let resp = self
+    async fn post_introspect(&self, token: &str) -> Result<reqwest::Response, Error> {
+        Ok(self
             .auth(self.http.post(format!("{}/introspect", self.base)))
             .form(&[("token", token)])
             .send()
-            .await?
-            .error_for_status()?;
+            .await?)
+    }
+
+    /// `POST /introspect` for a machine token.
+    pub async fn introspect(&self, token: &str) -> Result<Introspection, Error> {
+        let resp = self.post_introspect(token).await?.error_for_status()?;
         Ok(resp.json().await?)
+    }
+
+    /// `POST /introspect` of the verifier's own token (the one it presents), to learn its
+    /// tenant and scopes at start. `Ok(None)` when no token is configured. A 401 or 403 is the
+    /// API refusing the token itself ([`OwnToken::Refused`]); other failures are errors, worth
+    /// a retry.
+    pub async fn introspect_own(&self) -> Result<Option<OwnToken>, Error> {
+        let Some(token) = &self.token else {
+            return Ok(None);
+        };
+        let resp = self.post_introspect(token.expose()).await?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Ok(Some(OwnToken::Refused(status.as_u16())));
+        }
+        let resp = resp.error_for_status()?;
+        Ok(Some(OwnToken::Answered(resp.json().await?)))
+    }
+}
+
+/// What the API said of the verifier's own token ([`ApiClient::introspect_own`]).
+#[derive(Debug, Clone)]
+pub enum OwnToken {
+    /// The API answered the introspection of the token.
+    Answered(Introspection),
+    /// The API refused the token as a caller, with this status: 401 (unknown, deleted, not a
+    /// machine token) or 403 (no scope `verify`).
+    Refused(u16),
+}
+
+impl Introspection {
+    /// Whether the space-separated `scope` holds `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope
+            .as_deref()
+            .is_some_and(|s| s.split_ascii_whitespace().any(|s| s == scope))
     }
 }

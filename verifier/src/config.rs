@@ -58,7 +58,10 @@ pub struct Config {
     pub api_url: String,
 
     /// Machine token (scope `verify`) presented to the API. Not needed on a loopback SQLite
-    /// dev setup.
+    /// dev setup. Checked at start (introspected through the API): a token the API refuses,
+    /// or one without scope `verify`, stops start-up. Without scope `platform` too, the token
+    /// is bound to its tenant: the API tells it only that tenant's revocations, so only that
+    /// tenant's tokens are accepted here (others get 403).
     #[arg(long, env = "VERIFIER_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<Secret>,
 
@@ -72,7 +75,9 @@ pub struct Config {
     pub audience: Option<String>,
 
     /// Tenants (slugs) whose tokens this verifier accepts, comma-separated; empty accepts
-    /// every tenant. A valid token of another tenant gets 403.
+    /// every tenant. A valid token of another tenant gets 403. With a tenant-bound
+    /// `VERIFIER_API_TOKEN` (no scope `platform`) only the token's tenant is accepted, and a
+    /// list naming any other tenant stops start-up.
     #[arg(long, env = "VERIFIER_TENANTS", value_delimiter = ',', num_args = 0..)]
     pub tenants: Vec<String>,
 
@@ -104,11 +109,79 @@ pub struct Config {
     /// `realm` of the `WWW-Authenticate` challenge.
     #[arg(long, env = "VERIFIER_REALM", default_value = "auth")]
     pub realm: String,
+
+    /// Let `POST /introspect` answer a caller without a token when the caller is on this host:
+    /// its TCP peer is a loopback address and the request carries no forwarding header
+    /// (`Forwarded`, `X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto`,
+    /// `X-Real-IP`), so a same-host reverse proxy never passes the exemption on. Otherwise a
+    /// caller presents `Authorization: Bearer mt_…` with scope `verify` (401 without or with a
+    /// bad token, 403 without the scope). Default: on only when the listen address is loopback
+    /// and `VERIFIER_API_TOKEN` is unset (the zero-config dev setup).
+    #[arg(long, env = "VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", action = clap::ArgAction::Set)]
+    pub introspect_loopback_no_token: Option<bool>,
 }
 
 impl Config {
     /// The API base URL without a trailing slash.
     pub fn api_base(&self) -> &str {
         self.api_url.trim_end_matches('/')
+    }
+
+    /// Whether tokenless loopback callers of `POST /introspect` are answered, for a verifier
+    /// listening on `listen`: the setting, or by default on only for a loopback listen address
+    /// without `VERIFIER_API_TOKEN`.
+    pub fn introspect_loopback_no_token(&self, listen: SocketAddr) -> bool {
+        self.introspect_loopback_no_token
+            .unwrap_or_else(|| listen.ip().to_canonical().is_loopback() && self.api_token.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut argv = vec!["auth-verifier"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn the_loopback_exemption_defaults_to_the_tokenless_loopback_dev_setup() {
+        let lo: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:8081".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        let dev = Config {
+            api_token: None,
+            ..parse(&[])
+        };
+        assert!(dev.introspect_loopback_no_token(lo));
+        assert!(dev.introspect_loopback_no_token(lo6));
+        assert!(
+            !dev.introspect_loopback_no_token(any),
+            "not on a public address"
+        );
+        let with_token = parse(&["--api-token", "mt_x"]);
+        assert!(
+            !with_token.introspect_loopback_no_token(lo),
+            "not with a token"
+        );
+        let forced = parse(&[
+            "--api-token",
+            "mt_x",
+            "--introspect-loopback-no-token",
+            "true",
+        ]);
+        assert!(forced.introspect_loopback_no_token(lo));
+        assert!(forced.introspect_loopback_no_token(any));
+        let off = Config {
+            api_token: None,
+            ..parse(&["--introspect-loopback-no-token", "false"])
+        };
+        assert!(!off.introspect_loopback_no_token(lo));
+        assert!(
+            Config::try_parse_from(["auth-verifier", "--introspect-loopback-no-token", "maybe"])
+                .is_err()
+        );
     }
 }

@@ -5,17 +5,24 @@
 //! [`serve`] runs a plain hyper HTTP/1.1 server: its service answers `/verify…` itself (for a
 //! cached token synchronously, with no allocation beyond the response's header values) and
 //! hands every other request to the axum [`router`], which routes `/verify` too for in-process
-//! use. Both paths produce the same answers through [`answer`].
+//! use. Both paths produce the same answers through [`answer`]. Requests handed to the router
+//! carry the TCP peer as an [`axum::extract::ConnectInfo<SocketAddr>`] extension.
+//!
+//! `POST /introspect` authenticates its caller ([`introspect_caller`]): a machine token with
+//! scope `verify`, answering for its own tenant's tokens only unless it holds `platform` too;
+//! or, when `VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN` is on, no token from a loopback peer
+//! without forwarding headers ([`loopback_exempt`]).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -42,6 +49,9 @@ pub struct AppState {
     pub realm: String,
     /// `verifier_requests_total` by outcome.
     pub outcomes: Outcomes,
+    /// `VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN`, resolved: tokenless loopback callers of
+    /// `POST /introspect` without forwarding headers are answered.
+    pub introspect_loopback_no_token: bool,
 }
 
 /// The `verifier_requests_total{outcome=…}` counters, registered once so that a request
@@ -56,6 +66,7 @@ pub struct Outcomes {
     unavailable: Counter,
     introspect_active: Counter,
     introspect_inactive: Counter,
+    introspect_refused: Counter,
 }
 
 impl Outcomes {
@@ -72,6 +83,7 @@ impl Outcomes {
             unavailable: c("unavailable"),
             introspect_active: c("introspect_active"),
             introspect_inactive: c("introspect_inactive"),
+            introspect_refused: c("introspect_refused"),
         }
     }
 
@@ -126,9 +138,9 @@ pub async fn serve(
     });
     let (close_tx, close_rx) = tokio::sync::watch::channel(());
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     if !matches!(
                         e.kind(),
@@ -147,7 +159,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (state, router) = (state.clone(), router.clone());
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            route(&state, &router, req)
+            route(&state, &router, peer, req)
         });
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();
@@ -175,13 +187,15 @@ pub async fn serve(
 }
 
 /// The service of one request: `/verify…` here, synchronously when the cache can answer;
-/// anything else through the router.
+/// anything else through the router, with the connection's `peer` as `ConnectInfo`.
 fn route(
     state: &Arc<AppState>,
     router: &Router,
-    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    mut req: hyper::Request<Incoming>,
 ) -> Either<Ready<Answer>, BoxFuture<'static, Answer>> {
     if !is_verify(req.uri().path()) {
+        req.extensions_mut().insert(ConnectInfo(peer));
         return Either::Right(Box::pin(router.clone().oneshot(req.map(Body::new))));
     }
     let (headers, uri, method) = (req.headers(), req.uri(), req.method());
@@ -366,7 +380,115 @@ fn introspection_token(headers: &HeaderMap, body: &Bytes) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-async fn introspect(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Headers by which a proxy says it forwards someone else's request. A request carrying any
+/// of them never gets the loopback exemption of `POST /introspect`.
+pub const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Whether a tokenless `POST /introspect` is answered: the exemption is `enabled`, the TCP
+/// `peer` is known and a loopback address (IPv4-mapped IPv6 included), and no
+/// [`FORWARDING_HEADERS`] header is present (a same-host reverse proxy forwarding outside
+/// traffic must not pass the exemption on). An unknown peer (a router used in process without
+/// `ConnectInfo`) is not exempt.
+pub fn loopback_exempt(enabled: bool, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
+    enabled
+        && peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
+        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+}
+
+/// Who may see what through `POST /introspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A tokenless loopback caller ([`loopback_exempt`]): every tenant.
+    Loopback,
+    /// A machine token with scope `verify` and `platform`: every tenant.
+    Platform,
+    /// A machine token with scope `verify` of this tenant: its tenant's tokens only.
+    Tenant(String),
+}
+
+impl Caller {
+    /// Whether this caller may learn about a token of tenant `tid`.
+    pub fn sees(&self, tid: &str) -> bool {
+        match self {
+            Caller::Loopback | Caller::Platform => true,
+            Caller::Tenant(own) => own == tid,
+        }
+    }
+}
+
+/// Authenticates the caller of `POST /introspect`: its bearer token is checked as any token
+/// ([`Verifier::check`]: a machine token through the API's introspection, cached) and must be
+/// a machine token with scope `verify`; without a token, only [`loopback_exempt`] callers pass.
+/// Refusals: 401 `Bearer realm=…` without a token, 401 `error="invalid_token"` with a bad one,
+/// 403 `error="insufficient_scope"` for a valid token without scope `verify` (or of a tenant this
+/// verifier does not accept).
+pub async fn introspect_caller(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Caller, Response> {
+    let Some(token) = bearer(headers) else {
+        if loopback_exempt(st.introspect_loopback_no_token, peer, headers) {
+            return Ok(Caller::Loopback);
+        }
+        return Err(challenge(&st.realm, &Error::MissingToken));
+    };
+    let machine = match st.verifier.check(token).await {
+        Ok(Checked::Machine(a)) => a,
+        Ok(Checked::Access(_)) => return Err(no_verify_scope(&st.realm)),
+        Err(e) => {
+            if let Error::Upstream(why) = &e {
+                tracing::debug!(error = %why, "introspect: caller's token could not be checked");
+            }
+            return Err(challenge(&st.realm, &e));
+        }
+    };
+    if !machine.has_scope("verify") {
+        return Err(no_verify_scope(&st.realm));
+    }
+    if machine.has_scope("platform") {
+        return Ok(Caller::Platform);
+    }
+    Ok(Caller::Tenant(
+        machine.tid.clone().unwrap_or_else(|| "default".to_owned()),
+    ))
+}
+
+fn no_verify_scope(realm: &str) -> Response {
+    let why = "a machine token with scope verify is needed";
+    let value = format!(
+        "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{why}\", scope=\"verify\""
+    );
+    let mut resp = (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"error": "insufficient_scope", "error_description": why})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+async fn introspect(
+    State(st): State<Arc<AppState>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = match introspect_caller(&st, &headers, peer.map(|p| p.0.0)).await {
+        Ok(caller) => caller,
+        Err(refused) => {
+            st.outcomes.introspect_refused.increment(1);
+            return refused;
+        }
+    };
     let inactive = || axum::Json(json!({"active": false})).into_response();
     let Some(token) = introspection_token(&headers, &body) else {
         return (
@@ -376,7 +498,16 @@ async fn introspect(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
             .into_response();
     };
     let keys = st.verifier.keys.get();
-    match st.verifier.check(&token).await {
+    let checked = st.verifier.check(&token).await;
+    // Another tenant's token is none of this caller's business: inactive, as RFC 7662 allows.
+    let checked = match checked {
+        Ok(Checked::Access(id)) if !caller.sees(id.tid()) => Err(Error::TenantNotAccepted),
+        Ok(Checked::Machine(a)) if !caller.sees(a.tid.as_deref().unwrap_or("default")) => {
+            Err(Error::TenantNotAccepted)
+        }
+        other => other,
+    };
+    match checked {
         Ok(Checked::Access(id)) => {
             st.outcomes.introspect_active.increment(1);
             let exp = keys.map(|k| k.expectations().clone());
@@ -446,4 +577,162 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         st.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ApiClient;
+    use crate::feed::FeedState;
+
+    /// State over an unreachable API: no token can be checked, so a caller let through gets
+    /// `{"active": false}` and one refused gets 401.
+    fn state(exempt: bool) -> Arc<AppState> {
+        let api = ApiClient::new("http://127.0.0.1:9", None).unwrap();
+        let verifier = Verifier::new(
+            api,
+            Arc::new(FeedState::new(Duration::from_secs(30))),
+            100,
+            Duration::from_secs(30),
+            5,
+        );
+        verifier.accept_tenants(vec![]);
+        Arc::new(AppState {
+            verifier: Arc::new(verifier),
+            metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
+                .build_recorder()
+                .handle(),
+            realm: "auth".into(),
+            outcomes: Outcomes::register(),
+            introspect_loopback_no_token: exempt,
+        })
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_exemption_needs_a_loopback_peer_and_no_forwarding_header() {
+        let v4: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let v4_other: SocketAddr = "127.9.9.9:5000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        let lan: SocketAddr = "10.0.0.7:5000".parse().unwrap();
+        let public6: SocketAddr = "[2001:db8::1]:5000".parse().unwrap();
+        let mapped_lan: SocketAddr = "[::ffff:10.0.0.7]:5000".parse().unwrap();
+        let plain = HeaderMap::new();
+        for peer in [v4, v4_other, v6, mapped] {
+            assert!(loopback_exempt(true, Some(peer), &plain), "{peer}");
+            assert!(!loopback_exempt(false, Some(peer), &plain), "{peer}: off");
+        }
+        for peer in [lan, public6, mapped_lan] {
+            assert!(!loopback_exempt(true, Some(peer), &plain), "{peer}");
+        }
+        assert!(!loopback_exempt(true, None, &plain), "unknown peer");
+        for (name, value) in [
+            ("forwarded", "for=203.0.113.9"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-host", "example.com"),
+            ("x-forwarded-proto", "https"),
+            ("x-real-ip", "203.0.113.9"),
+            ("X-Forwarded-For", "127.0.0.1"),
+            ("x-forwarded-for", ""),
+        ] {
+            let h = headers(&[(name, value)]);
+            assert!(!loopback_exempt(true, Some(v4), &h), "{name}: {value}");
+        }
+        // Headers that say nothing about forwarding leave it alone.
+        let h = headers(&[("x-original-uri", "/a"), ("via", "1.1 cache")]);
+        assert!(loopback_exempt(true, Some(v4), &h));
+    }
+
+    async fn introspect_in_process(
+        st: &Arc<AppState>,
+        peer: Option<&str>,
+        extra: &[(&'static str, &'static str)],
+    ) -> (StatusCode, String, String) {
+        let mut req = Request::post("/introspect")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(Body::from("token=mt_whatever")).unwrap();
+        if let Some(p) = peer {
+            req.extensions_mut()
+                .insert(ConnectInfo(p.parse::<SocketAddr>().unwrap()));
+        }
+        let resp = router(st.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let challenge = resp
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (
+            status,
+            challenge,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn introspect_callers_without_a_token_pass_only_the_exemption_in_process() {
+        let on = state(true);
+        let lo = Some("127.0.0.1:4000");
+        let (status, _, body) = introspect_in_process(&on, lo, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body, r#"{"active":false}"#);
+        for refused in [
+            introspect_in_process(&on, lo, &[("x-forwarded-for", "203.0.113.9")]).await,
+            introspect_in_process(&on, lo, &[("forwarded", "for=203.0.113.9")]).await,
+            introspect_in_process(&on, Some("192.0.2.1:4000"), &[]).await,
+            introspect_in_process(&on, None, &[]).await,
+            introspect_in_process(&state(false), lo, &[]).await,
+        ] {
+            assert_eq!(refused.0, StatusCode::UNAUTHORIZED, "{refused:?}");
+            assert_eq!(refused.1, r#"Bearer realm="auth""#);
+        }
+        // A presented token is always checked, exemption or not (here it cannot be: 401).
+        let (status, challenge, _) =
+            introspect_in_process(&on, lo, &[("authorization", "Bearer mt_nope")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
+    }
+
+    #[tokio::test]
+    async fn serve_hands_the_peer_address_to_the_router() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state(true), async {
+            let _ = stop_rx.await;
+        }));
+        let client = reqwest::Client::new();
+        let post = |xff: bool| {
+            let mut r = client
+                .post(format!("http://{addr}/introspect"))
+                .form(&[("token", "mt_whatever")]);
+            if xff {
+                r = r.header("x-forwarded-for", "203.0.113.9");
+            }
+            r.send()
+        };
+        let r = post(false).await.unwrap();
+        assert_eq!(r.status(), 200, "a loopback peer, seen through serve");
+        assert_eq!(r.text().await.unwrap(), r#"{"active":false}"#);
+        assert_eq!(post(true).await.unwrap().status(), 401);
+        let _ = stop_tx.send(());
+        server.await.unwrap();
+    }
 }

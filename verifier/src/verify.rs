@@ -2,7 +2,13 @@
 //! (JWTs) are verified once and then served from a [`TokenCache`] keyed by a hash of the
 //! token, each entry good until the token's `exp`; every answer, cached or not, is tested
 //! against the revocation set and the feed's staleness. Machine tokens (`mt_…`) are asked of
-//! the API's `/introspect` and the answer is cached briefly (moka, with a time to live).
+//! the API's `/introspect` and the answer is cached briefly (moka, with a time to live);
+//! deleted machine tokens (`api_token` entries) and deleted tenants (`tenant` entries) are
+//! refused whether the answer is cached or not.
+//!
+//! The tenants whose tokens are accepted are fixed once at start ([`Verifier::accept_tenants`],
+//! after the verifier's own API token is checked); until then every token is refused (401, "cannot
+//! be checked now").
 //!
 //! [`Verifier::check_cached`] is the synchronous hot path (a cached token); it answers `None`
 //! when the token needs the asynchronous rest of [`Verifier::check`].
@@ -125,18 +131,19 @@ pub struct Verifier {
     machine: Cache<TokenKey, Arc<Introspection>>,
     hits: Counter,
     misses: Counter,
-    tenants: Vec<String>,
+    /// Accepted tenants (empty: every tenant); unset until start-up has checked the API token.
+    tenants: OnceLock<Vec<String>>,
     leeway: i64,
     started: Instant,
 }
 
 impl Verifier {
-    /// A verifier with empty caches; keys arrive later through [`Verifier::keys`]. Its cache
-    /// counters go to the metrics recorder installed when it is made.
+    /// A verifier with empty caches; keys arrive later through [`Verifier::keys`], the
+    /// accepted tenants through [`Verifier::accept_tenants`]. Its cache counters go to the
+    /// metrics recorder installed when it is made.
     pub fn new(
         api: ApiClient,
         feed: Arc<FeedState>,
-        tenants: Vec<String>,
         cache_capacity: u64,
         machine_ttl: Duration,
         leeway: u64,
@@ -151,7 +158,7 @@ impl Verifier {
                 .max_capacity(10_000)
                 .time_to_live(machine_ttl)
                 .build(),
-            tenants: tenants.into_iter().filter(|t| !t.is_empty()).collect(),
+            tenants: OnceLock::new(),
             leeway: leeway as i64,
             started: Instant::now(),
             hits: metrics::counter!("verifier_cache_hits_total"),
@@ -174,8 +181,27 @@ impl Verifier {
         self.started.elapsed()
     }
 
-    fn tenant_ok(&self, tid: &str) -> bool {
-        self.tenants.is_empty() || self.tenants.iter().any(|t| t == tid)
+    /// Fixes the tenants whose tokens are accepted (slugs; empty: every tenant). Only the first
+    /// call counts; it answers whether this one was it.
+    pub fn accept_tenants(&self, tenants: Vec<String>) -> bool {
+        self.tenants
+            .set(tenants.into_iter().filter(|t| !t.is_empty()).collect())
+            .is_ok()
+    }
+
+    /// The accepted tenants (empty: every tenant), once fixed.
+    pub fn accepted_tenants(&self) -> Option<&[String]> {
+        self.tenants.get().map(Vec::as_slice)
+    }
+
+    fn tenant_ok(&self, tid: &str) -> Result<(), Error> {
+        match self.tenants.get() {
+            None => Err(Error::Upstream(
+                "the verifier's own API token is not checked yet".into(),
+            )),
+            Some(t) if t.is_empty() || t.iter().any(|t| t == tid) => Ok(()),
+            Some(_) => Err(Error::TenantNotAccepted),
+        }
     }
 
     /// Checks a bearer token: signature or introspection, claims, revocation, staleness,
@@ -234,9 +260,7 @@ impl Verifier {
             if self.revocations.revokes(t) {
                 return Err(Error::Revoked);
             }
-            if !self.tenant_ok(identity.tid()) {
-                return Err(Error::TenantNotAccepted);
-            }
+            self.tenant_ok(identity.tid())?;
             identity.cleared.store(generation, Ordering::Relaxed);
         }
         Ok(Checked::Access(identity))
@@ -286,8 +310,14 @@ impl Verifier {
         if !answer.active {
             return Err(Error::InvalidToken("inactive token"));
         }
-        if let Some(id) = &answer.client_id
-            && self.revocations.revokes_api_token(id)
+        let tid = answer.tid.as_deref().unwrap_or("default");
+        // Deleted token, or deleted tenant (its cut-off covers the token's `iat`): the cached
+        // answer must not outlive either.
+        if answer
+            .client_id
+            .as_deref()
+            .is_some_and(|id| self.revocations.revokes_api_token(id))
+            || self.revocations.revokes_tenant_token(tid, answer.iat)
         {
             self.machine.invalidate(&key).await;
             return Err(Error::Revoked);
@@ -295,9 +325,7 @@ impl Verifier {
         if answer.exp.is_some_and(|exp| exp + self.leeway < now_secs()) {
             return Err(Error::InvalidToken("token expired"));
         }
-        if !self.tenant_ok(answer.tid.as_deref().unwrap_or("default")) {
-            return Err(Error::TenantNotAccepted);
-        }
+        self.tenant_ok(tid)?;
         Ok(Checked::Machine(answer))
     }
 }
@@ -329,18 +357,22 @@ mod tests {
         assert!(Identity::new(&bad, "k1").is_err());
     }
 
-    #[tokio::test]
-    async fn a_cleared_token_is_checked_again_when_the_set_changes() {
-        use crate::token::{RevocationEntry, RevocationKind};
+    /// A verifier whose API is unreachable: only cached answers can pass.
+    fn offline() -> Verifier {
         let api = ApiClient::new("http://127.0.0.1:9", None).unwrap();
-        let v = Verifier::new(
+        Verifier::new(
             api,
             Arc::new(FeedState::new(Duration::from_secs(30))),
-            vec![],
             100,
             Duration::from_secs(30),
             5,
-        );
+        )
+    }
+
+    #[tokio::test]
+    async fn a_cleared_token_is_checked_again_when_the_set_changes() {
+        use crate::token::{RevocationEntry, RevocationKind};
+        let v = offline();
         let claims = |sid: &str| AccessClaims {
             iss: "i".into(),
             aud: "a".into(),
@@ -352,6 +384,15 @@ mod tests {
             exp: now_secs() + 60,
             jti: "j".into(),
         };
+        assert!(
+            matches!(
+                v.admit(Arc::new(Identity::new(&claims("s0"), "k").unwrap())),
+                Err(Error::Upstream(_))
+            ),
+            "nothing is accepted before the tenants are fixed"
+        );
+        assert!(v.accept_tenants(vec![]));
+        assert!(!v.accept_tenants(vec!["other".into()]), "fixed once");
         let a = Arc::new(Identity::new(&claims("s1"), "k").unwrap());
         let b = Arc::new(Identity::new(&claims("s2"), "k").unwrap());
         assert!(v.admit(a.clone()).is_ok());
@@ -370,5 +411,50 @@ mod tests {
         assert!(matches!(v.admit(a), Err(Error::Revoked)), "stays revoked");
         v.revocations.apply(revoke(2, "s2"));
         assert!(matches!(v.admit(b), Err(Error::Revoked)));
+    }
+
+    #[tokio::test]
+    async fn a_cached_machine_token_is_refused_once_its_tenant_is_cut_off() {
+        use crate::token::{RevocationEntry, RevocationKind};
+        let v = offline();
+        assert!(v.accept_tenants(vec!["acme".into()]));
+        let answer = |tid: &str, iat: i64| Introspection {
+            active: true,
+            token_type: Some("machine_token".into()),
+            client_id: Some(format!("id-{tid}-{iat}")),
+            tid: Some(tid.into()),
+            scope: Some("admin".into()),
+            iat: Some(iat),
+            ..Introspection::default()
+        };
+        let (old, new, other) = ("mt_old", "mt_new", "mt_other");
+        for (token, a) in [
+            (old, answer("acme", 100)),
+            (new, answer("acme", 201)),
+            (other, answer("beta", 100)),
+        ] {
+            v.machine.insert(token_key(token), Arc::new(a)).await;
+        }
+        // `check` would refuse everything here (the feed never synced): the machine part alone.
+        let check = |token: &'static str| v.check_machine(token, token_key(token));
+        assert!(matches!(check(old).await, Ok(Checked::Machine(_))));
+        assert!(matches!(check(other).await, Err(Error::TenantNotAccepted)));
+        v.revocations.apply(RevocationEntry {
+            seq: 1,
+            kind: RevocationKind::Tenant,
+            tenant: "acme".into(),
+            id: "acme".into(),
+            iat_cutoff: Some(200),
+            expires_at: now_secs() + 60,
+        });
+        assert!(matches!(check(old).await, Err(Error::Revoked)));
+        assert!(
+            v.machine.get(&token_key(old)).await.is_none(),
+            "the cached answer is dropped"
+        );
+        assert!(
+            matches!(check(new).await, Ok(Checked::Machine(_))),
+            "issued after the cut-off"
+        );
     }
 }
