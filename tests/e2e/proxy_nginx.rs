@@ -1,8 +1,9 @@
 //! Drop-in test with a real reverse proxy: nginx (the Debian package) with `auth_request` in
 //! front of a small upstream, the real API and a real `auth-verifier` behind it. A request
 //! with a good token reaches the upstream with the identity headers; a bad or missing one gets
-//! 401 with the verifier's challenge. nginx runs in the foreground as a child process with
-//! everything (pid, logs, temp paths) inside a temp dir.
+//! 401 with the verifier's challenge. The verifier's `/introspect`, proxied by nginx on the
+//! same host, never gets the loopback exemption. nginx runs in the foreground as a child
+//! process with everything (pid, logs, temp paths) inside a temp dir.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -72,6 +73,11 @@ http {{
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Original-Method $request_method;
     }}
+    location = /introspect {{
+      proxy_pass {verifier}/introspect;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }}
     location / {{
       auth_request /_auth;
       auth_request_set $auth_user $upstream_http_x_auth_user;
@@ -100,10 +106,15 @@ async fn nginx_auth_request_passes_good_tokens_with_identity_and_refuses_bad_one
     };
     let app = spawn_app().await;
     let machine = app.machine_token("default", &["verify"]).await;
-    let v = Verifier::start(&app.base, Some(&machine), &[])
-        .await
-        .ready()
-        .await;
+    // The loopback exemption of `/introspect` on: nginx on the same host must not pass it on.
+    let v = Verifier::start(
+        &app.base,
+        Some(&machine),
+        &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "true")],
+    )
+    .await
+    .ready()
+    .await;
     let up = upstream().await;
 
     let dir = app.db.dir().join("nginx");
@@ -175,6 +186,29 @@ async fn nginx_auth_request_passes_good_tokens_with_identity_and_refuses_bad_one
 
     let r = client.get(format!("{base}/orders")).send().await.unwrap();
     assert_eq!(r.status(), 401, "no token");
+
+    // `/introspect` through nginx: from loopback, but forwarded, so a token is needed.
+    let introspect = |url: String, bearer: Option<&str>| {
+        let mut r = client.post(url).form(&[("token", token)]);
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    let direct = introspect(format!("{}/introspect", v.base), None)
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200, "direct loopback caller: exempt");
+    let proxied = introspect(format!("{base}/introspect"), None)
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 401, "proxied caller without a token");
+    let proxied = introspect(format!("{base}/introspect"), Some(&machine))
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 200, "proxied caller with a verify token");
+    let answer: serde_json::Value = proxied.json().await.unwrap();
+    assert_eq!(answer["active"], serde_json::json!(true), "{answer}");
 
     // Revocation flows through the proxy too (nginx itself caches nothing here).
     let out = app

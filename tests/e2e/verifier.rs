@@ -332,6 +332,30 @@ impl Verifier {
         }
     }
 
+    /// `POST /introspect` of `token` (form), as `caller` (a bearer, or none) with extra
+    /// headers: status, `WWW-Authenticate` and the JSON body (`null` if there is none).
+    pub async fn introspect(
+        &self,
+        caller: Option<&str>,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/introspect", self.base))
+            .form(&[("token", token)]);
+        if let Some(c) = caller {
+            req = req.bearer_auth(c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("introspect");
+        let status = r.status().as_u16();
+        let challenge = challenge(r.headers());
+        (status, challenge, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// `GET path`: status and body text.
     pub async fn get(&self, path: &str) -> (u16, String) {
         let r = self
@@ -383,9 +407,32 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Machine token of scope `verify` for the verifier.
+/// Machine token of scope `verify` for the verifier: bound to the tenant `default`.
 fn verify_token(api: &Api) -> String {
     api.machine_token("default", "verify").1
+}
+
+/// Machine token of scopes `verify` and `platform`: a verifier (or introspection caller) that
+/// sees every tenant.
+fn platform_verify_token(api: &Api) -> String {
+    api.machine_token("default", "verify,platform").1
+}
+
+/// Creates the tenant `slug` with a `platform` token.
+async fn create_tenant(api: &Api, platform: &str, slug: &str) {
+    let created = api
+        .gql(
+            "mutation($s: String!) { createTenant(input: {slug: $s, name: $s}) { slug } }",
+            json!({"s": slug}),
+            Some(platform),
+            None,
+        )
+        .await;
+    assert_eq!(
+        created["data"]["createTenant"]["slug"],
+        json!(slug),
+        "{created}"
+    );
 }
 
 #[tokio::test]
@@ -406,10 +453,14 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     .await
     .ready()
     .await;
-    let any_tenant = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+    // Every tenant: the verifier's token must hold `platform` (a `verify` token alone binds
+    // the verifier to its tenant).
+    let any_tenant = Verifier::start(&api.base, Some(&platform_verify_token(&api)), &[])
         .await
         .ready()
         .await;
+    // The caller of the verifier's `/introspect`.
+    let caller = verify_token(&api);
 
     let signed = api.sign_up("valid@example.com", None).await;
     let token = signed["accessToken"].as_str().expect("token").to_owned();
@@ -550,24 +601,15 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
             c.starts_with("Bearer realm=\"auth\"") && c.contains("error=\"invalid_token\""),
             "{what}: challenge {c}"
         );
-        let r = v
-            .client
-            .post(format!("{}/introspect", v.base))
-            .form(&[("token", bad.as_str())])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            r.json::<Value>().await.unwrap(),
-            json!({"active": false}),
-            "{what}"
-        );
+        let (status, _, body) = v.introspect(Some(&caller), bad, &[]).await;
+        assert_eq!((status, body), (200, json!({"active": false})), "{what}");
     }
 
     // Introspection of the good token, form and JSON.
     let form: Value = v
         .client
         .post(format!("{}/introspect", v.base))
+        .bearer_auth(&caller)
         .form(&[("token", token.as_str())])
         .send()
         .await
@@ -583,6 +625,7 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     let by_json: Value = v
         .client
         .post(format!("{}/introspect", v.base))
+        .bearer_auth(&caller)
         .json(&json!({"token": token}))
         .send()
         .await
@@ -594,19 +637,7 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
 
     // Other tenant: a good token of `acme` is 403 where only `default` is accepted.
     let (_, platform) = api.machine_token("default", "platform");
-    let created = api
-        .gql(
-            "mutation { createTenant(input: {slug: \"acme\", name: \"Acme\"}) { slug } }",
-            json!({}),
-            Some(&platform),
-            None,
-        )
-        .await;
-    assert_eq!(
-        created["data"]["createTenant"]["slug"],
-        json!("acme"),
-        "{created}"
-    );
+    create_tenant(&api, &platform, "acme").await;
     let acme = api.sign_up("acme@example.com", Some("acme")).await;
     let acme_token = acme["accessToken"].as_str().unwrap();
     let (status, h) = v.verify(Some(acme_token)).await;
@@ -920,4 +951,306 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
     api2.sign_out(&access).await;
     v1.until(&access, 401, Duration::from_secs(1)).await;
     v2.until(&access, 401, Duration::from_secs(1)).await;
+}
+
+/// The verifier's `POST /introspect` authenticates its caller: 401 without a token (unless the
+/// loopback exemption is on and nothing says the request was forwarded), 401 with a bad one,
+/// 403 without scope `verify`; a `verify` token sees its own tenant's tokens only, one with
+/// `platform` too sees every tenant's.
+#[tokio::test]
+async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let platform = platform_verify_token(&api);
+    // With a token, the exemption is off unless asked for.
+    let v = Verifier::start(&api.base, Some(&platform), &[])
+        .await
+        .ready()
+        .await;
+    let exempt = Verifier::start(
+        &api.base,
+        Some(&platform),
+        &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "true")],
+    )
+    .await
+    .ready()
+    .await;
+    create_tenant(&api, &platform, "acme").await;
+    let default_user = api.sign_up("intro@example.com", None).await;
+    let default_access = default_user["accessToken"].as_str().unwrap().to_owned();
+    let acme_user = api.sign_up("intro@example.com", Some("acme")).await;
+    let acme_access = acme_user["accessToken"].as_str().unwrap().to_owned();
+    let verify_default = verify_token(&api);
+    let (_, verify_acme) = api.machine_token("acme", "verify");
+    let (admin_id, admin) = api.machine_token("default", "admin");
+    let active = |body: &Value| body["active"] == json!(true);
+
+    // No token: 401 with a bare challenge, and nothing about the token.
+    let (status, c, body) = v.introspect(None, &default_access, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(c, "Bearer realm=\"auth\"");
+    assert!(body.get("active").is_none(), "{body}");
+    // A bad token: 401 invalid_token.
+    for bad in ["mt_not_a_real_token", "not.a.jwt"] {
+        let (status, c, _) = v.introspect(Some(bad), &default_access, &[]).await;
+        assert_eq!(status, 401, "{bad}");
+        assert!(c.contains("error=\"invalid_token\""), "{bad}: {c}");
+    }
+    // Valid tokens without scope `verify`: 403 insufficient_scope.
+    for (what, token) in [
+        ("admin machine token", &admin),
+        ("access token", &default_access),
+    ] {
+        let (status, c, body) = v.introspect(Some(token), &default_access, &[]).await;
+        assert_eq!(status, 403, "{what}: {body}");
+        assert!(c.contains("error=\"insufficient_scope\""), "{what}: {c}");
+        assert!(body.get("active").is_none(), "{what}: {body}");
+    }
+    // A `verify` token: the answer.
+    let (status, _, body) = v
+        .introspect(Some(&verify_default), &default_access, &[])
+        .await;
+    assert_eq!(status, 200);
+    assert!(active(&body), "{body}");
+    assert_eq!(body["sub"], default_user["user"]["id"]);
+    assert_eq!(body["tid"], json!("default"));
+
+    // The tenant wall, for access and machine tokens.
+    for (caller, token, sees) in [
+        (&verify_acme, &default_access, false),
+        (&verify_acme, &admin, false),
+        (&verify_acme, &acme_access, true),
+        (&verify_default, &acme_access, false),
+        (&verify_default, &admin, true),
+        (&platform, &acme_access, true),
+        (&platform, &default_access, true),
+        (&platform, &admin, true),
+    ] {
+        let (status, _, body) = v.introspect(Some(caller), token, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        if sees {
+            assert!(active(&body), "{body}");
+        } else {
+            assert_eq!(body, json!({"active": false}), "another tenant's token");
+        }
+    }
+    let (_, _, body) = v.introspect(Some(&platform), &admin, &[]).await;
+    assert_eq!(body["client_id"], json!(admin_id));
+    assert_eq!(body["token_type"], json!("machine_token"));
+
+    // The exemption: a plain loopback request is answered without a token...
+    let (status, _, body) = exempt.introspect(None, &acme_access, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(active(&body), "{body}");
+    // ...never one that says it was forwarded (a same-host reverse proxy)...
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9"),
+        ("X-Forwarded-Host", "auth.example.com"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Real-IP", "203.0.113.9"),
+    ] {
+        let (status, c, _) = exempt
+            .introspect(None, &acme_access, &[(name, value)])
+            .await;
+        assert_eq!(status, 401, "{name}");
+        assert_eq!(c, "Bearer realm=\"auth\"", "{name}");
+    }
+    // ...and a presented token is checked all the same.
+    let (status, _, _) = exempt.introspect(Some(&admin), &acme_access, &[]).await;
+    assert_eq!(status, 403);
+    let (status, _, _) = exempt
+        .introspect(Some("mt_not_a_real_token"), &acme_access, &[])
+        .await;
+    assert_eq!(status, 401);
+    let (status, _, body) = exempt
+        .introspect(Some(&verify_default), &acme_access, &[])
+        .await;
+    assert_eq!((status, body), (200, json!({"active": false})));
+
+    // Without a token the exemption is on by default (the zero-config loopback setup), and
+    // off when turned off.
+    let off = Verifier::start(
+        &api.base,
+        None,
+        &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "false")],
+    )
+    .await;
+    assert_eq!(off.introspect(None, &default_access, &[]).await.0, 401);
+    if db.is_postgres() {
+        eprintln!("skipped the tokenless verifier: the API's feed needs a token on PostgreSQL");
+        return;
+    }
+    let dev = Verifier::start(&api.base, None, &[]).await.ready().await;
+    let (status, _, body) = dev.introspect(None, &default_access, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(active(&body), "{body}");
+    let (status, _, _) = dev
+        .introspect(None, &default_access, &[("X-Forwarded-For", "203.0.113.9")])
+        .await;
+    assert_eq!(status, 401);
+}
+
+/// `deleteTenant` writes a `tenant` entry; it cuts off the tenant's machine tokens at every
+/// verifier within a second, though their introspection answers are cached for 30 s.
+#[tokio::test]
+async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let platform = platform_verify_token(&api);
+    let v = Verifier::start(&api.base, Some(&platform), &[])
+        .await
+        .ready()
+        .await;
+    create_tenant(&api, &platform, "acme").await;
+    let (_, acme_machine) = api.machine_token("acme", "admin");
+    let (_, default_machine) = api.machine_token("default", "admin");
+    let (status, h) = v.verify(Some(&acme_machine)).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&h, "x-auth-tenant"), "acme");
+    assert_eq!(v.verify(Some(&default_machine)).await.0, 200);
+
+    let deleted = api
+        .gql(
+            "mutation { deleteTenant(slug: \"acme\") }",
+            json!({}),
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteTenant"], json!(true), "{deleted}");
+    let took = v.until(&acme_machine, 401, Duration::from_secs(1)).await;
+    eprintln!("deleteTenant reached the verifier's cached machine token in {took:?}");
+    let (_, h) = v.verify(Some(&acme_machine)).await;
+    assert!(
+        challenge(&h).contains("error=\"invalid_token\""),
+        "{}",
+        challenge(&h)
+    );
+    assert_eq!(
+        v.verify(Some(&default_machine)).await.0,
+        200,
+        "another tenant's machine token is untouched"
+    );
+}
+
+/// Runs `auth-verifier` against `api_base` with `token` and `extra` settings, expecting it to
+/// stop on its own within 20 s; returns its stderr.
+async fn verifier_fails_to_start(api_base: &str, token: &str, extra: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new(verifier_bin());
+    cmd.env("VERIFIER_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("VERIFIER_API_URL", api_base)
+        .env("VERIFIER_API_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut proc = Proc(Some(cmd.spawn().expect("auth-verifier starts")));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !proc.exited() {
+        assert!(Instant::now() < deadline, "the verifier did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = proc
+        .0
+        .take()
+        .expect("child")
+        .wait_with_output()
+        .expect("output");
+    assert!(!out.status.success(), "exited with success");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A verifier whose API token holds `verify` but not `platform` learns at start that the token
+/// is bound to its tenant, and accepts only that tenant's tokens (the API shows it only that
+/// tenant's revocations); with `platform` too it accepts every tenant's. Tokens the API
+/// refuses, tokens without `verify`, and a `VERIFIER_TENANTS` beyond the token's tenant stop
+/// start-up with a message naming the settings.
+#[tokio::test]
+async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
+    let db = TestDb::new().await;
+    let api = Api::start_fresh(&db.url, &[]).await;
+    let platform = platform_verify_token(&api);
+    let bound = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+        .await
+        .ready()
+        .await;
+    let every = Verifier::start(&api.base, Some(&platform), &[])
+        .await
+        .ready()
+        .await;
+    create_tenant(&api, &platform, "acme").await;
+    let default_access = api.sign_up("bound@example.com", None).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let acme_access = api.sign_up("bound@example.com", Some("acme")).await["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, acme_machine) = api.machine_token("acme", "admin");
+
+    assert_eq!(bound.verify(Some(&default_access)).await.0, 200);
+    let (status, h) = bound.verify(Some(&acme_access)).await;
+    assert_eq!(status, 403, "another tenant's valid access token");
+    assert!(
+        challenge(&h).contains("insufficient_scope"),
+        "{}",
+        challenge(&h)
+    );
+    // Another tenant's machine token: the API answers a tenant-bound verifier's introspection
+    // with `{"active": false}` (401 here); an API that answers anyway meets the tenant check
+    // (403). Refused either way.
+    let (status, _) = bound.verify(Some(&acme_machine)).await;
+    assert!(
+        matches!(status, 401 | 403),
+        "another tenant's machine token: {status}"
+    );
+    for token in [&default_access, &acme_access, &acme_machine] {
+        assert_eq!(every.verify(Some(token)).await.0, 200);
+    }
+
+    let (_, admin) = api.machine_token("default", "admin");
+    let verify = verify_token(&api);
+    for (what, token, extra, names) in [
+        (
+            "unknown token",
+            "mt_not_a_real_token",
+            &[][..],
+            &["VERIFIER_API_TOKEN"][..],
+        ),
+        (
+            "no scope verify",
+            &admin,
+            &[],
+            &["VERIFIER_API_TOKEN", "verify"],
+        ),
+        (
+            "tenants beyond the token's",
+            &verify,
+            &[("VERIFIER_TENANTS", "default,acme")],
+            &[
+                "VERIFIER_TENANTS",
+                "VERIFIER_API_TOKEN",
+                "`acme`",
+                "`default`",
+            ],
+        ),
+    ] {
+        let err = verifier_fails_to_start(&api.base, token, extra).await;
+        for name in names {
+            assert!(err.contains(name), "{what}: no {name} in: {err}");
+        }
+        assert!(!err.contains(token), "{what}: the token is printed: {err}");
+    }
+    // The tenant list may name the token's own tenant.
+    let own = Verifier::start(&api.base, Some(&verify), &[("VERIFIER_TENANTS", "default")])
+        .await
+        .ready()
+        .await;
+    assert_eq!(own.verify(Some(&default_access)).await.0, 200);
+    assert_eq!(own.verify(Some(&acme_access)).await.0, 403);
 }
