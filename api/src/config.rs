@@ -145,9 +145,18 @@ pub struct Config {
         long,
         env = "AUTH_TRUSTED_PROXIES",
         value_delimiter = ',',
+        value_parser = parse_net,
         global = true
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Let loopback callers use `/introspect` and `/internal/revocations` without a machine
+    /// token (the zero-config verifier beside a laptop's API). Default: on only with SQLite and
+    /// a loopback listen address. Never applies to a request that carries forwarding headers
+    /// or comes from a trusted proxy: behind a same-host reverse proxy, loopback is the
+    /// internet.
+    #[arg(long, env = "AUTH_INTERNAL_LOOPBACK_NO_TOKEN", action = clap::ArgAction::Set, global = true)]
+    pub internal_loopback_no_token: Option<bool>,
 
     /// PEM private key (Ed25519, P-256 or RSA) to sign with instead of a generated key.
     #[arg(long, env = "AUTH_SIGNING_KEY_FILE", global = true)]
@@ -206,6 +215,12 @@ impl Config {
         self.introspection.unwrap_or(self.graphiql)
     }
 
+    /// Whether tokenless loopback callers may use the machine endpoints (see the setting).
+    pub fn internal_loopback_no_token(&self) -> bool {
+        self.internal_loopback_no_token
+            .unwrap_or_else(|| self.is_sqlite() && self.listen.ip().is_loopback())
+    }
+
     /// Whether the database is SQLite.
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
@@ -225,6 +240,16 @@ fn parse_factor(value: &str) -> Result<f64, String> {
         Ok(factor) if factor.is_finite() && factor >= 0.0 => Ok(factor),
         _ => Err("must be a number, 0 or more".into()),
     }
+}
+
+/// An IP network: a CIDR (`10.0.0.0/8`) or a single address (`127.0.0.1`, `::1`), which
+/// stands for itself alone.
+fn parse_net(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{value}` is neither an IP address nor a CIDR"))
 }
 
 fn parse_issuer(value: &str) -> Result<String, String> {
@@ -250,9 +275,26 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let cli =
+            Cli::try_parse_from(["auth-api", "--trusted-proxies", "127.0.0.1, ::1,10.0.0.0/8"])
+                .expect("addresses and CIDRs");
+        let nets: Vec<String> = cli
+            .config
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+    }
+
+    #[test]
     fn malformed_values_are_named() {
         let err = Cli::try_parse_from(["auth-api", "--listen", "nowhere"]).unwrap_err();
         assert!(err.to_string().contains("--listen"), "{err}");
+        let err =
+            Cli::try_parse_from(["auth-api", "--trusted-proxies", "10.0.0.0/33"]).unwrap_err();
+        assert!(err.to_string().contains("--trusted-proxies"), "{err}");
         let err = Cli::try_parse_from(["auth-api", "--master-key", "short"]).unwrap_err();
         assert!(err.to_string().contains("--master-key"), "{err}");
     }

@@ -57,6 +57,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_mail_challenges_limits.sql"),
         include_str!("../../migrations/postgres/0002_mail_challenges_limits.sql"),
     ),
+    (
+        3,
+        "configured roles",
+        include_str!("../../migrations/sqlite/0003_configured_roles.sql"),
+        include_str!("../../migrations/postgres/0003_configured_roles.sql"),
+    ),
 ];
 
 impl Db {

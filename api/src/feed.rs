@@ -8,7 +8,7 @@
 //! the next tick; after a reconnect the poller reloads from the database before it trusts
 //! notifications again.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,13 +16,17 @@ use auth_verifier::token::{RevocationEntry, RevocationKind};
 use tokio::sync::{Notify, broadcast};
 
 use crate::db::Backend;
+use crate::domain::{Millis, now_ms};
 use crate::keys::KeyRing;
-use crate::store::{Store, StoreResult};
+use crate::store::Store;
 
 /// The PostgreSQL channel replicas notify each other on.
 const CHANNEL: &str = "auth_revocations";
 /// How often the poller looks at the database without being woken.
 const TICK: Duration = Duration::from_secs(1);
+/// How far back every read of the feed looks, whatever the seq it resumes after: longer
+/// than any revocation transaction takes between taking its seq and committing.
+pub const LOOKBACK: Duration = Duration::from_secs(30);
 
 /// Publishes revocations and hands out subscriptions to them.
 #[derive(Clone, Debug)]
@@ -43,14 +47,14 @@ impl Feed {
         }
     }
 
-    /// Record an entry and wake the pollers of every replica.
-    pub async fn publish(&self, entry: RevocationEntry) -> StoreResult<RevocationEntry> {
-        let entry = self.store.add_revocation(entry).await?;
+    /// Tell the pollers of every replica that entries were committed (the store writes them
+    /// in the transaction of the revocation itself): this replica's at once, the others'
+    /// through PostgreSQL `NOTIFY`. A lost wake-up only delays an entry until the next tick.
+    pub async fn announce(&self) {
         self.wake.notify_one();
         if self.store.db().backend == Backend::Postgres {
-            let notified = sqlx::query("SELECT pg_notify($1, $2)")
+            let notified = sqlx::query("SELECT pg_notify($1, '')")
                 .bind(CHANNEL)
-                .bind(entry.seq.to_string())
                 .execute(&self.store.db().pool)
                 .await;
             if let Err(error) = notified {
@@ -58,8 +62,6 @@ impl Feed {
                 tracing::warn!(error = %error, "revocation notify failed");
             }
         }
-        tracing::info!(seq = entry.seq, kind = ?entry.kind, "revocation published");
-        Ok(entry)
     }
 
     /// New entries as this replica learns of them. A lagging receiver must reload.
@@ -78,27 +80,30 @@ impl Feed {
                 0
             }
         };
-        // Out-of-order commits on PostgreSQL can make a smaller seq appear after a larger one;
-        // recently seen seqs are remembered and a window behind the cursor is re-read.
-        let mut seen: HashSet<i64> = HashSet::new();
+        // Out-of-order commits on PostgreSQL can make a smaller seq appear after a larger one:
+        // every poll re-reads what was written in the last LOOKBACK whatever its seq, and
+        // passes on only the seqs it has not passed on before.
+        let mut seen: HashMap<i64, Millis> = HashMap::new();
         let listener = (self.store.db().backend == Backend::Postgres)
             .then(|| spawn_listener(database_url, self.wake.clone()));
         loop {
-            match self.store.revocations(cursor.saturating_sub(64)).await {
+            let from = now_ms() - LOOKBACK.as_millis() as Millis;
+            match self.store.revocations_since(cursor, from).await {
                 Ok(entries) => {
                     for entry in entries {
-                        if seen.insert(entry.seq) {
+                        if seen.insert(entry.seq, now_ms()).is_none() {
                             cursor = cursor.max(entry.seq);
                             if entry.kind == RevocationKind::Key
                                 && let Err(error) = keys.reload().await
                             {
                                 tracing::error!(error = %error, "signing keys not reloaded after a key revocation");
                             }
+                            tracing::info!(seq = entry.seq, kind = ?entry.kind, "revocation passed on");
                             let _ = self.events.send(entry);
                         }
                     }
-                    let floor = cursor.saturating_sub(64);
-                    seen.retain(|seq| *seq > floor);
+                    // Seen more than twice the look-back ago: no poll reads it again.
+                    seen.retain(|_, at| *at >= from - LOOKBACK.as_millis() as Millis);
                 }
                 Err(error) => tracing::warn!(error = %error, "revocation poll failed"),
             }

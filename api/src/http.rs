@@ -22,7 +22,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::graphql::{AuthSchema, ErrorCode, RequestContext};
+use crate::graphql::{AuthSchema, ErrorCode, HashBudget, RequestContext};
 use crate::service::{Auth, Error as ServiceError, Origin};
 use crate::store::sessions::Device;
 use crate::{graphiql, internal};
@@ -230,7 +230,15 @@ async fn execute(
     };
     let origin = origin(&state.config, peer, headers);
     let bearer = bearer(headers).map(str::to_owned);
-    let context = || RequestContext::new(tenant.clone(), bearer.clone(), origin.clone());
+    let hashes = HashBudget::default();
+    let context = || {
+        RequestContext::new(
+            tenant.clone(),
+            bearer.clone(),
+            origin.clone(),
+            hashes.clone(),
+        )
+    };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(request.data(context())),
         BatchRequest::Batch(requests) => {

@@ -1,6 +1,7 @@
 //! Endpoints for machines: RFC 7662 introspection and the revocation feed verifiers follow
-//! (see `docs/revocation-feed.md`). Callers present a machine token with scope `verify`;
-//! on a SQLite dev setup, loopback callers need none.
+//! (see `docs/revocation-feed.md`). Callers present a machine token with scope `verify`,
+//! which sees its own tenant (every tenant when it holds `platform` too); tokenless loopback
+//! callers only under `AUTH_INTERNAL_LOOPBACK_NO_TOKEN`, never through a proxy.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -19,17 +20,46 @@ use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::crypto;
-use crate::db::Backend;
-use crate::domain::{Scope, now_ms};
+use crate::domain::now_ms;
+use crate::feed::LOOKBACK;
 use crate::http::{AppState, bearer};
+use crate::service::{Error as ServiceError, Reader};
 use crate::store::StoreError;
 
-/// Allow a machine caller with scope `verify`, or a loopback caller on SQLite.
+/// Headers a reverse proxy adds: a request carrying any of them was forwarded, whatever
+/// its TCP peer.
+const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// Whether a tokenless request may use the machine endpoints: only when the loopback
+/// exemption is on (`AUTH_INTERNAL_LOOPBACK_NO_TOKEN`), the peer is loopback and not a
+/// trusted proxy, and nothing says the request was forwarded.
+fn loopback_exempt(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
+    let config = &state.config;
+    config.internal_loopback_no_token()
+        && peer.ip().is_loopback()
+        && !config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+        && !FORWARDING_HEADERS
+            .iter()
+            .any(|name| headers.contains_key(*name))
+}
+
+/// The reader of the machine endpoints: a machine token with scope `verify` (which sees its
+/// own tenant, or every tenant when it holds `platform` too), or a tokenless loopback caller
+/// under the exemption (every tenant).
 async fn allow_machine(
     state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
-) -> Result<(), Response> {
+) -> Result<Reader, Response> {
     let refuse = |status: StatusCode, why: &str| {
         let challenge = format!(
             "Bearer realm=\"auth-api\", error=\"invalid_token\", error_description=\"{why}\""
@@ -42,31 +72,17 @@ async fn allow_machine(
             .into_response()
     };
     match bearer(headers) {
-        Some(token) if token.starts_with(MACHINE_TOKEN_PREFIX) => {
-            match state
-                .auth
-                .store()
-                .api_token_by_hash(&crypto::token_hash(token))
-                .await
-            {
-                Ok(found) if found.scopes.contains(&Scope::Verify) => Ok(()),
-                Ok(_) => Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    "a token with scope verify is needed",
-                )),
-                Err(StoreError::NotFound) => {
-                    Err(refuse(StatusCode::UNAUTHORIZED, "machine token is invalid"))
-                }
-                Err(error) => {
-                    tracing::error!(error = %error, "machine token lookup failed");
-                    Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
-                }
+        Some(token) => match state.auth.verify_reader(token).await {
+            Ok(reader) => Ok(reader),
+            Err(ServiceError::Forbidden(why)) => Err(refuse(StatusCode::FORBIDDEN, &why)),
+            Err(ServiceError::Unauthenticated(why)) => Err(refuse(StatusCode::UNAUTHORIZED, why)),
+            Err(error) => {
+                tracing::error!(error = ?error, "machine token lookup failed");
+                Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
             }
-        }
-        None if state.auth.store().db().backend == Backend::Sqlite && peer.ip().is_loopback() => {
-            Ok(())
-        }
-        _ => Err(refuse(
+        },
+        None if loopback_exempt(state, headers, peer) => Ok(Reader::Everything),
+        None => Err(refuse(
             StatusCode::UNAUTHORIZED,
             "a machine token with scope verify is needed",
         )),
@@ -79,15 +95,17 @@ pub async fn revocations(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = allow_machine(&state, &headers, peer).await {
-        return refused;
-    }
+    let reader = match allow_machine(&state, &headers, peer).await {
+        Ok(reader) => reader,
+        Err(refused) => return refused,
+    };
     let store = state.auth.store();
-    // The cursor first: an entry added between the two reads is listed and resumed past.
+    // The cursor first: an entry added between the two reads is listed and resumed past; one
+    // that commits later with a smaller seq reaches the stream through its look-back.
     let listed = async {
         Ok::<_, StoreError>(RevocationList {
             cursor: store.revocation_cursor().await?,
-            entries: store.revocations(0).await?,
+            entries: store.revocations().await?,
         })
     };
     match listed.await {
@@ -99,6 +117,7 @@ pub async fn revocations(
                 .max()
                 .unwrap_or(0)
                 .max(list.cursor);
+            list.entries.retain(|entry| reader.sees_entry(entry));
             Json(list).into_response()
         }
         Err(error) => {
@@ -122,29 +141,44 @@ pub async fn revocation_stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Response {
-    if let Err(refused) = allow_machine(&state, &headers, peer).await {
-        return refused;
-    }
+    let reader = match allow_machine(&state, &headers, peer).await {
+        Ok(reader) => reader,
+        Err(refused) => return refused,
+    };
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.after)
         .unwrap_or(0);
-    // Subscribe before reading the backlog so nothing falls between the two.
+    // Subscribe before reading the backlog so nothing falls between the two. The backlog
+    // looks back past `after` (seqs are not commit order on PostgreSQL: one smaller than
+    // `after` may have committed since), and live entries are passed on whatever their seq:
+    // the poller passes each on once, when it first sees it committed. Verifiers apply an
+    // entry twice without harm.
     let live = state.auth.feed().subscribe();
-    let backlog = match state.auth.store().revocations(after).await {
+    let lookback_from = now_ms() - LOOKBACK.as_millis() as i64;
+    let backlog = match state
+        .auth
+        .store()
+        .revocations_since(after, lookback_from)
+        .await
+    {
         Ok(backlog) => backlog,
         Err(error) => {
             tracing::error!(error = %error, "revocation backlog failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    let backlog: Vec<_> = backlog
+        .into_iter()
+        .filter(|entry| reader.sees_entry(entry))
+        .collect();
     let sent: HashSet<i64> = backlog.iter().map(|e| e.seq).collect();
     let backlog = stream::iter(backlog.into_iter().map(|entry| Ok(entry_event(&entry))));
     let live = BroadcastStream::new(live).filter_map(move |item| {
         let event = match item {
-            Ok(entry) if entry.seq > after && !sent.contains(&entry.seq) => {
+            Ok(entry) if !sent.contains(&entry.seq) && reader.sees_entry(&entry) => {
                 Some(Ok(entry_event(&entry)))
             }
             Ok(_) => None,
@@ -185,9 +219,10 @@ pub async fn introspect(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(refused) = allow_machine(&state, &headers, peer).await {
-        return refused;
-    }
+    let reader = match allow_machine(&state, &headers, peer).await {
+        Ok(reader) => reader,
+        Err(refused) => return refused,
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -204,7 +239,7 @@ pub async fn introspect(
         )
             .into_response();
     };
-    match introspection(&state, &request.token).await {
+    match introspection(&state, &reader, &request.token).await {
         Ok(answer) => ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response(),
         Err(error) => {
             tracing::error!(error = %error, "introspection failed");
@@ -221,7 +256,13 @@ fn serde_urlencoded_token(body: &[u8]) -> Option<IntrospectRequest> {
         })
 }
 
-async fn introspection(state: &AppState, token: &str) -> anyhow::Result<serde_json::Value> {
+/// The RFC 7662 answer for `token`, as `reader` may see it: a token of a tenant the reader
+/// does not see is as inactive as a forged one.
+async fn introspection(
+    state: &AppState,
+    reader: &Reader,
+    token: &str,
+) -> anyhow::Result<serde_json::Value> {
     let inactive = json!({"active": false});
     let store = state.auth.store();
     if token.starts_with(MACHINE_TOKEN_PREFIX) {
@@ -230,6 +271,9 @@ async fn introspection(state: &AppState, token: &str) -> anyhow::Result<serde_js
             other => other?,
         };
         let tenant = store.tenant_by_id(&found.tenant_id).await?;
+        if !reader.sees(&tenant.slug) {
+            return Ok(inactive);
+        }
         let scope: Vec<&str> = found.scopes.iter().map(|s| s.as_str()).collect();
         return Ok(json!({
             "active": true,
@@ -243,6 +287,9 @@ async fn introspection(state: &AppState, token: &str) -> anyhow::Result<serde_js
     let Ok(claims) = state.auth.verify_access_token(token).await else {
         return Ok(inactive);
     };
+    if !reader.sees(&claims.tid) {
+        return Ok(inactive);
+    }
     let tenant = match store.tenant_by_slug(&claims.tid).await {
         Err(StoreError::NotFound) => return Ok(inactive),
         other => other?,

@@ -124,12 +124,15 @@ impl KeyRing {
         Ok(key)
     }
 
-    /// Withdraw a key at once (it leaked, say): it stops signing and is no longer published.
-    /// When it is the current key, a new one is generated first; its kid is returned.
+    /// Withdraw a key at once (it leaked, say): it stops signing and is no longer published,
+    /// and its `key` entry (kept until `horizon`, seconds) goes on the revocation feed in the
+    /// same transaction. When it is the current key, a new one is generated first; its kid
+    /// is returned.
     pub async fn withdraw(
         store: &Store,
         master: &MasterKey,
         kid: &str,
+        horizon: i64,
     ) -> anyhow::Result<Option<String>> {
         let keys = store.signing_keys(0).await?;
         let key = keys
@@ -141,7 +144,7 @@ impl KeyRing {
         } else {
             None
         };
-        store.delete_signing_key(kid).await?;
+        store.delete_signing_key(kid, horizon).await?;
         Ok(replacement)
     }
 

@@ -61,7 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
             let created = auth
-                .create_api_token(&tenant, &args.name, &scopes)
+                .create_api_token(&tenant, None, &args.name, &scopes)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id: {}", created.token.id);

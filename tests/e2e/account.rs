@@ -181,7 +181,7 @@ async fn deleting_the_account_removes_it_and_every_token() {
 #[tokio::test]
 async fn admins_end_sessions_and_delete_users_of_their_tenant_only() {
     let app = spawn_app_with(|c| c.admin_emails = vec!["boss@example.com".into()]).await;
-    let boss = app.sign_up("boss@example.com").await;
+    let boss = app.sign_up_admin("boss@example.com").await;
     let target = app.sign_up("target@example.com").await;
     let second = app.sign_in("target@example.com", PASSWORD).await["data"]["signIn"].clone();
     let target_id = target["user"]["id"].as_str().unwrap().to_owned();

@@ -104,12 +104,19 @@ async fn unknown_email_and_wrong_password_answer_alike() {
 }
 
 #[tokio::test]
-async fn configured_admin_emails_get_the_admin_role() {
+async fn configured_admin_emails_get_the_admin_role_once_proven() {
     let app = spawn_app_with(|c| c.admin_emails = vec!["boss@example.com".into()]).await;
-    let boss = app.sign_up("boss@example.com").await;
-    assert_eq!(boss["user"]["roles"], json!(["admin"]));
+    // A password sign-up proves nothing: no role, at sign-up or at sign-in.
+    let boss = app.sign_up("BOSS@example.com").await;
+    assert_eq!(boss["user"]["roles"], json!([]));
+    let unproven = app.sign_in("boss@example.com", PASSWORD).await;
+    let token = unproven["data"]["signIn"]["accessToken"].as_str();
+    let me = app.gql("{ me { roles } }", json!({}), token).await;
+    assert_eq!(me["data"]["me"]["roles"], json!([]), "{me}");
     let other = app.sign_up("staff@example.com").await;
     assert_eq!(other["user"]["roles"], json!([]));
+    // Proven (by mail in hardening.rs; here behind the API): the next sign-in grants it.
+    app.prove_address("boss@example.com").await;
     let signed_in = app
         .gql(
             SIGN_IN,

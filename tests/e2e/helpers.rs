@@ -221,6 +221,35 @@ impl TestApp {
         body["data"]["signUp"].clone()
     }
 
+    /// Mark `email` proven in the database, as an email code or a reset link would (for
+    /// tests whose subject is not the proof itself; `hardening.rs` proves addresses by mail).
+    pub async fn prove_address(&self, email: &str) {
+        let store = self.store().await;
+        let done = sqlx::query("UPDATE user_emails SET verified_at = created_at WHERE email = $1")
+            .bind(email)
+            .execute(store.pool())
+            .await
+            .expect("address marked proven");
+        assert_eq!(done.rows_affected(), 1, "no account with {email}");
+    }
+
+    /// An admin of the default tenant: signs up `email` (which `AUTH_ADMIN_EMAILS` must
+    /// list), proves the address and signs in again, which grants the role; returns
+    /// `signIn`'s payload.
+    pub async fn sign_up_admin(&self, email: &str) -> Value {
+        let first = self.sign_up(email).await;
+        assert_eq!(first["user"]["roles"], json!([]), "unproven: no role yet");
+        self.prove_address(email).await;
+        let body = self.sign_in(email, PASSWORD).await;
+        assert!(body["errors"].is_null(), "signIn failed: {body}");
+        let admin = body["data"]["signIn"].clone();
+        let me = self
+            .gql("{ me { roles } }", json!({}), admin["accessToken"].as_str())
+            .await;
+        assert_eq!(me["data"]["me"]["roles"], json!(["admin"]), "{me}");
+        admin
+    }
+
     /// Sign up `email` in the default tenant.
     pub async fn sign_up(&self, email: &str) -> Value {
         self.sign_up_in(email, None).await

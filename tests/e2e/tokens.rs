@@ -197,7 +197,10 @@ async fn jwks_discovery_and_rotation() {
 #[tokio::test]
 async fn machine_tokens_are_shown_once_scoped_and_deletable() {
     let app = spawn_app().await;
-    let admin = app.machine_token("default", &["admin"]).await;
+    // It grants only scopes it holds: made on the command line with these three.
+    let admin = app
+        .machine_token("default", &["admin", "connections", "verify"])
+        .await;
     assert!(admin.starts_with("mt_"));
     let created = app
         .gql("mutation { createApiToken(input: {name: \"ci\", scopes: [\"verify\", \"connections\"]}) { id secret token { name scopes } } }", json!({}), Some(&admin))

@@ -8,6 +8,9 @@ pub mod mutation;
 pub mod query;
 pub mod types;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
@@ -21,8 +24,9 @@ pub type AuthSchema = Schema<query::Query, mutation::Mutation, EmptySubscription
 
 /// Largest nesting depth of a query.
 pub const MAX_DEPTH: usize = 16;
-/// Largest complexity of a query; password operations cost 50 each, so one request holds at
-/// most four of them however many aliases it uses.
+/// Largest complexity of a query; password operations cost 50 each, so one operation holds at
+/// most four of them however many aliases it uses ([`MAX_PASSWORD_HASHES`] holds the whole
+/// request, batch included, to four hashes).
 pub const MAX_COMPLEXITY: usize = 250;
 
 /// Build the schema over the service.
@@ -31,7 +35,8 @@ pub fn schema(auth: Option<Auth>, introspection: bool) -> AuthSchema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
     if !introspection {
-        builder = builder.disable_introspection();
+        // "Did you mean …" names real fields: a schema leak when introspection is off.
+        builder = builder.disable_introspection().disable_suggestions();
     }
     if let Some(auth) = auth {
         builder = builder.data(auth);
@@ -44,6 +49,33 @@ pub fn sdl() -> String {
     schema(None, true).sdl()
 }
 
+/// Most password hashes (sign-up, sign-in, reset, change) one HTTP request may run, however
+/// it is shaped: aliases within an operation and the items of a batch share the budget.
+pub const MAX_PASSWORD_HASHES: usize = 4;
+
+/// The password hashes one HTTP request may still run, shared by the operations of a batch.
+#[derive(Debug, Clone, Default)]
+pub struct HashBudget(Arc<AtomicUsize>);
+
+impl HashBudget {
+    /// Take `hashes` from the budget, or refuse with `BAD_USER_INPUT` when it cannot cover
+    /// them (nothing taken then).
+    fn spend(&self, hashes: usize) -> async_graphql::Result<()> {
+        let spent = self.0.fetch_add(hashes, Ordering::AcqRel);
+        if spent + hashes <= MAX_PASSWORD_HASHES {
+            return Ok(());
+        }
+        self.0.fetch_sub(hashes, Ordering::AcqRel);
+        Err(error::coded(
+            ErrorCode::BadUserInput,
+            format!(
+                "one request may check at most {MAX_PASSWORD_HASHES} passwords, aliases and \
+                 batched operations together; send the rest in another request"
+            ),
+        ))
+    }
+}
+
 /// What a request carries into the resolvers.
 pub struct RequestContext {
     /// The tenant named by `X-Tenant`.
@@ -52,19 +84,28 @@ pub struct RequestContext {
     pub bearer: Option<String>,
     /// Where the request comes from.
     pub origin: Origin,
+    hashes: HashBudget,
     caller: OnceCell<Result<Caller, async_graphql::Error>>,
 }
 
 impl RequestContext {
-    /// A context for one HTTP request.
-    pub fn new(tenant: Tenant, bearer: Option<String>, origin: Origin) -> Self {
+    /// A context for one operation of an HTTP request; every operation of the request gets
+    /// a clone of the same `hashes`.
+    pub fn new(tenant: Tenant, bearer: Option<String>, origin: Origin, hashes: HashBudget) -> Self {
         Self {
             tenant,
             bearer,
             origin,
+            hashes,
             caller: OnceCell::new(),
         }
     }
+}
+
+/// Take `hashes` password hashes from the request's budget before an operation that runs
+/// them; `BAD_USER_INPUT` when the request has used up its [`MAX_PASSWORD_HASHES`].
+pub(crate) fn spend_hashes(ctx: &Context<'_>, hashes: usize) -> async_graphql::Result<()> {
+    ctx.data::<RequestContext>()?.hashes.spend(hashes)
 }
 
 /// The service and the request context, as every resolver needs them.

@@ -8,7 +8,7 @@ use super::types::{
     OtpChallenge, RequestOtpInput, ResetPasswordInput, SignInInput, SignUpInput, Tenant,
     VerifyOtpInput,
 };
-use super::{GqlResultExt, caller, parts};
+use super::{GqlResultExt, caller, parts, spend_hashes};
 use crate::domain::Scope;
 use crate::service;
 
@@ -25,6 +25,7 @@ impl Mutation {
         input: SignUpInput,
     ) -> async_graphql::Result<AuthPayload> {
         let (auth, request) = parts(ctx)?;
+        spend_hashes(ctx, 1)?;
         auth.sign_up(
             &request.tenant,
             &input.email,
@@ -46,6 +47,7 @@ impl Mutation {
         input: SignInInput,
     ) -> async_graphql::Result<AuthPayload> {
         let (auth, request) = parts(ctx)?;
+        spend_hashes(ctx, 1)?;
         auth.sign_in(
             &request.tenant,
             &input.email,
@@ -117,6 +119,7 @@ impl Mutation {
         input: ResetPasswordInput,
     ) -> async_graphql::Result<AuthPayload> {
         let (auth, request) = parts(ctx)?;
+        spend_hashes(ctx, 1)?;
         auth.reset_password(
             &request.tenant,
             &input.token,
@@ -180,6 +183,7 @@ impl Mutation {
         input: ChangePasswordInput,
     ) -> async_graphql::Result<bool> {
         let (auth, request) = parts(ctx)?;
+        spend_hashes(ctx, 2)?;
         auth.change_password(
             &request.tenant,
             caller(ctx).await?,
@@ -231,7 +235,9 @@ impl Mutation {
         .gql()
     }
 
-    /// Create a machine token (admin). Its secret is in the answer and nowhere else, ever.
+    /// Create a machine token (admin). Its secret is in the answer and nowhere else, ever. A
+    /// caller grants only scopes it holds: an admin user its tenant's `admin`,
+    /// `connections` and `verify`; a machine token its own; anything else is `FORBIDDEN`.
     #[graphql(guard = "Access::Admin")]
     async fn create_api_token(
         &self,
@@ -247,7 +253,12 @@ impl Mutation {
             .map_err(service::Error::from)
             .gql()?;
         let created = auth
-            .create_api_token(&request.tenant, &input.name, &scopes)
+            .create_api_token(
+                &request.tenant,
+                Some(caller(ctx).await?),
+                &input.name,
+                &scopes,
+            )
             .await
             .gql()?;
         Ok(CreatedApiToken {
@@ -260,7 +271,9 @@ impl Mutation {
     #[graphql(guard = "Access::Admin")]
     async fn delete_api_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let (auth, request) = parts(ctx)?;
-        auth.delete_api_token(&request.tenant, &id).await.gql()?;
+        auth.delete_api_token(&request.tenant, caller(ctx).await?, &id)
+            .await
+            .gql()?;
         Ok(true)
     }
 

@@ -58,13 +58,14 @@ impl Auth {
         self.store
             .set_password_hash(&tenant.id, user_id, &hash)
             .await?;
-        let ended = self
-            .store
-            .revoke_other_sessions(&tenant.id, user_id, session_id, "password_changed")
+        self.store
+            .revoke_other_sessions(
+                self.revoking(tenant, "password_changed"),
+                user_id,
+                session_id,
+            )
             .await?;
-        for id in &ended {
-            self.publish_session_revocation(tenant, id).await?;
-        }
+        self.feed.announce().await;
         self.audit(
             tenant,
             Some(caller),
@@ -112,8 +113,8 @@ impl Auth {
     }
 
     /// Delete a user of the tenant: the caller's own account, or (admin) anyone's. Ends the
-    /// user's sessions and cuts off their tokens first, then deletes the row: if the delete
-    /// fails, the account is signed out everywhere but intact, and the call can be repeated.
+    /// user's sessions, cuts off their tokens on the feed and deletes the row in one
+    /// transaction: all of it happens, or none of it and the call can be repeated.
     pub async fn delete_user(
         &self,
         tenant: &Tenant,
@@ -121,12 +122,12 @@ impl Auth {
         user_id: &str,
         origin: &Origin,
     ) -> Result<()> {
-        self.existing_user(tenant, user_id).await?;
-        self.revoke_user(tenant, user_id, "account_deleted").await?;
-        match self.store.delete_user(&tenant.id, user_id).await {
+        let revoking = self.revoking(tenant, "account_deleted");
+        match self.store.delete_user(revoking, user_id).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
             other => other?,
         }
+        self.feed.announce().await;
         self.audit(tenant, Some(caller), "user.deleted", user_id, None, origin)
             .await;
         Ok(())

@@ -10,7 +10,7 @@ use crate::domain::{Email, Millis, Password, Tenant, new_id, now_ms};
 use crate::mail::Template;
 use crate::store::StoreError;
 use crate::store::challenges::{ChallengeKind, NewChallenge};
-use crate::store::users::NewUser;
+use crate::store::users::{NewUser, User};
 
 /// Lifetime of a password-reset secret.
 const RESET_TTL_MS: i64 = 3_600_000;
@@ -83,7 +83,7 @@ impl Auth {
             id: &id,
             kind: ChallengeKind::Otp,
             email: email.as_str(),
-            user_id: user.as_ref().map(|u| u.id.as_str()),
+            user_id: user.as_ref().map(|o| o.user.id.as_str()),
             secret_hash: &self.master.keyed_hash(&otp_context(&id), &code),
             max_attempts: i64::from(settings.max_login_attempts.clamp(1, 20)),
             expires_at: now + ttl_ms,
@@ -147,31 +147,72 @@ impl Auth {
         self.check_lists(tenant, &email)?;
         metrics::counter!("auth_sign_ins_total", "method" => "otp", "outcome" => "success")
             .increment(1);
-        if let Some(mut user) = self.store.user_by_email(&tenant.id, &email).await? {
-            self.grant_configured_admin(tenant, &email, &mut user)
-                .await?;
-            return self
-                .start_session(tenant, user, "otp", "user.sign_in", origin)
-                .await;
+        let owner = match self.store.user_by_email(&tenant.id, &email).await? {
+            Some(owner) => owner,
+            None => {
+                let roles = self.configured_roles(tenant, &email);
+                let new = NewUser {
+                    email: &email,
+                    verified: true,
+                    password_hash: None,
+                    name_display: None,
+                    roles: roles.clone(),
+                    configured_roles: roles,
+                };
+                match self.store.create_user(&tenant.id, new).await {
+                    Ok(user) => {
+                        return self
+                            .start_session(tenant, user, "otp", "user.sign_up", origin, None)
+                            .await;
+                    }
+                    // Created meanwhile (by a password sign-up, say): the code proved the
+                    // address, so that account is treated as any unproven one below.
+                    Err(StoreError::Conflict(_)) => self
+                        .store
+                        .user_by_email(&tenant.id, &email)
+                        .await?
+                        .ok_or(CODE_GONE)?,
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        };
+        let mut user = owner.user;
+        if !owner.verified {
+            self.first_proof(tenant, &mut user, &email, origin).await?;
         }
-        let roles = self.initial_roles(tenant, &email);
-        let new = NewUser {
-            email: &email,
-            password_hash: None,
-            name_display: None,
-            roles,
-        };
-        let user = match self.store.create_user(&tenant.id, new).await {
-            // Created meanwhile (by a password sign-up, say): the code proved the address.
-            Err(StoreError::Conflict(_)) => self
-                .store
-                .user_by_email(&tenant.id, &email)
-                .await?
-                .ok_or(CODE_GONE)?,
-            other => other?,
-        };
-        self.start_session(tenant, user, "otp", "user.sign_up", origin)
+        self.sync_configured_roles(tenant, &email, true, &mut user)
+            .await?;
+        self.start_session(tenant, user, "otp", "user.sign_in", origin, None)
             .await
+    }
+
+    /// The address of an account that signed up with a password has just been proven by a
+    /// code for the first time. Whoever set that password never proved the address: it may
+    /// be somebody who signed up with it before its owner (account pre-hijacking). So the
+    /// password goes and every session it started ends (with feed entries, so verifiers
+    /// refuse at once) before the owner's session starts.
+    async fn first_proof(
+        &self,
+        tenant: &Tenant,
+        user: &mut User,
+        email: &Email,
+        origin: &Origin,
+    ) -> Result<()> {
+        let revoking = self.revoking(tenant, "email_proven");
+        if !self.store.prove_email(revoking, &user.id, email).await? {
+            return Ok(());
+        }
+        self.feed.announce().await;
+        let password_removed = user.password_hash.take().is_some();
+        self.audit_detail(
+            tenant,
+            "user.email_verified",
+            &user.id,
+            origin,
+            json!({ "via": "otp", "password_removed": password_removed }),
+        )
+        .await;
+        Ok(())
     }
 
     /// Mail a password-reset secret if the address has an account; the answer, and the
@@ -185,21 +226,25 @@ impl Auth {
         self.throttle(tenant, Guarded::RequestPasswordReset, email, origin)
             .await?;
         let email = Email::parse(email)?;
-        let user = self.store.user_by_email(&tenant.id, &email).await?;
+        let user = self
+            .store
+            .user_by_email(&tenant.id, &email)
+            .await?
+            .map(|owner| owner.user);
         let token = crypto::random_token(32);
         let link = tenant.settings.password_reset_url.as_deref().map(|url| {
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}token={token}")
         });
-        let mail = match &user {
-            Some(_) => Some(self.mailer.compose(
-                tenant,
-                &email,
-                Template::PasswordReset,
-                json!({ "token": token, "link": link, "expires_minutes": RESET_TTL_MS / 60_000, "email": email.as_str() }),
-            )?),
-            None => None,
-        };
+        // Composed (rendered and sealed) for unknown addresses too, so that the answer takes
+        // as long; only an account's is queued.
+        let mail = self.mailer.compose(
+            tenant,
+            &email,
+            Template::PasswordReset,
+            json!({ "token": token, "link": link, "expires_minutes": RESET_TTL_MS / 60_000, "email": email.as_str() }),
+        )?;
+        let mail = user.is_some().then_some(mail);
         let now = now_ms();
         let id = new_id();
         let challenge = NewChallenge {
@@ -252,17 +297,33 @@ impl Auth {
         };
         let password = Password::new(new_password, &[email.as_str()])?;
         let hash = super::passwords::hash(&password).await?;
-        let user_id = match self
+        let revoking = self.revoking(tenant, "password_reset");
+        let (user_id, first_proof) = match self
             .store
-            .reset_password(&tenant.id, &secret_hash, &hash, now_ms())
+            .reset_password(revoking, &secret_hash, &hash, now_ms())
             .await
         {
             Err(StoreError::NotFound) => return Err(RESET_GONE),
             other => other?,
         };
-        self.revoke_user(tenant, &user_id, "password_reset").await?;
-        let user = self.store.user_by_id(&tenant.id, &user_id).await?;
-        self.start_session(tenant, user, "password", "user.password_reset", origin)
-            .await
+        self.feed.announce().await;
+        if first_proof {
+            let detail = json!({ "via": "password_reset", "password_replaced": true });
+            self.audit_detail(tenant, "user.email_verified", &user_id, origin, detail)
+                .await;
+        }
+        let mut user = self.store.user_by_id(&tenant.id, &user_id).await?;
+        let email = Email::parse(&email)?;
+        self.sync_configured_roles(tenant, &email, true, &mut user)
+            .await?;
+        self.start_session(
+            tenant,
+            user,
+            "password",
+            "user.password_reset",
+            origin,
+            Some(&email),
+        )
+        .await
     }
 }

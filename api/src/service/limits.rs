@@ -1,17 +1,21 @@
 //! Brute-force protection: rate limits per IP and per email on the operations that check a
-//! secret or send mail, and a lockout with growing delay after failed sign-ins. Each
+//! secret, hash a password or send mail, and a lockout with growing delay after failed
+//! sign-ins. Each
 //! operation counts, however many of them one request packs in aliases or a batch, because
 //! the resolvers call in here one by one.
 
+use std::sync::LazyLock;
+
 use super::{Auth, Error, Origin, Result};
 use crate::crypto;
-use crate::domain::{Email, Millis, Tenant, now_ms};
-use crate::store::limits::Bucket;
+use crate::domain::{Email, Tenant, now_ms};
+use crate::store::limits::{Bucket, LockSchedule};
 
 /// The guarded operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Guarded {
     SignIn,
+    SignUp,
     RequestOtp,
     VerifyOtp,
     RequestPasswordReset,
@@ -30,6 +34,7 @@ impl Guarded {
     fn name(self) -> &'static str {
         match self {
             Self::SignIn => "signIn",
+            Self::SignUp => "signUp",
             Self::RequestOtp => "requestOtp",
             Self::VerifyOtp => "verifyOtp",
             Self::RequestPasswordReset => "requestPasswordReset",
@@ -42,6 +47,8 @@ impl Guarded {
         let rate = |max, window_ms| Rate { max, window_ms };
         match self {
             Self::SignIn => (rate(60.0, MINUTE), rate(10.0, MINUTE)),
+            // A sign-up hashes a password and says whether the address is taken.
+            Self::SignUp => (rate(30.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::VerifyOtp => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
             Self::RequestOtp => (rate(10.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::RequestPasswordReset => (rate(10.0, MINUTE), rate(3.0, 10 * MINUTE)),
@@ -114,45 +121,27 @@ impl Auth {
         }
     }
 
-    /// `RATE_LIMITED` while the address is locked after failed sign-ins; otherwise whether
-    /// failures are on record (so a success knows to clear them).
-    pub(super) async fn check_lockout(&self, tenant: &Tenant, email: &Email) -> Result<bool> {
-        let Some(failures) = self
-            .store
-            .sign_in_failures(&tenant.id, email.as_str())
-            .await?
-        else {
-            return Ok(false);
-        };
+    /// Count a password sign-in attempt of the address before the password is checked;
+    /// `RATE_LIMITED` (and nothing counted) while the address is locked. The count and the
+    /// decision are one statement, so parallel attempts cannot slip past the lock: the fifth
+    /// attempt in a row locks the address at once, before its own password is known, and a
+    /// success forgets the count (in the transaction that starts its session).
+    pub(super) async fn count_attempt(&self, tenant: &Tenant, email: &Email) -> Result<()> {
+        static SCHEDULE: LazyLock<LockSchedule> =
+            LazyLock::new(|| LockSchedule::new(lock_duration_ms, LOCK_AFTER + 16));
         let now = now_ms();
-        if failures.locked_until > now {
-            metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked")
-                .increment(1);
-            return Err(retry_after(failures.locked_until - now));
-        }
-        Ok(true)
-    }
-
-    /// Count a failed sign-in of the address; the lock it earns, if any, starts now.
-    pub(super) async fn record_failure(&self, tenant: &Tenant, email: &Email) -> Result<()> {
-        let now: Millis = now_ms();
-        let failures = self
+        let locked = self
             .store
-            .record_sign_in_failure(&tenant.id, email.as_str(), now, FORGET_AFTER_MS, |n| {
-                match lock_duration_ms(n) {
-                    0 => 0,
-                    lock => now + lock,
-                }
-            })
+            .count_sign_in_attempt(&tenant.id, email.as_str(), now, FORGET_AFTER_MS, &SCHEDULE)
             .await?;
-        if failures.locked_until > now {
-            tracing::warn!(
-                tenant = %tenant.slug,
-                failures = failures.failures,
-                "sign-in locked after repeated failures"
-            );
+        match locked {
+            None => Ok(()),
+            Some(until) => {
+                metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked")
+                    .increment(1);
+                Err(retry_after(until - now))
+            }
         }
-        Ok(())
     }
 }
 

@@ -23,7 +23,7 @@ use crate::keys::KeyRing;
 use crate::mail::Mailer;
 use crate::store::api_tokens::ApiToken;
 use crate::store::audit::AuditEvent;
-use crate::store::sessions::{Device, NewSession, Session};
+use crate::store::sessions::{Device, NewSession, Revoking, Rotation, Session};
 use crate::store::users::{NewUser, User};
 use crate::store::{Store, StoreError};
 
@@ -117,6 +117,16 @@ impl Caller {
         matches!(self, Caller::Machine { scopes, .. } if scopes.contains(&scope))
     }
 
+    /// Whether the caller holds `scope`, and so may grant it: a user with the admin role
+    /// holds its tenant's scopes (`admin`, `connections`, `verify`), a machine token exactly
+    /// its own. `platform` is held only by platform tokens.
+    pub fn holds(&self, scope: Scope) -> bool {
+        match self {
+            Caller::User { .. } => self.is_admin() && scope != Scope::Platform,
+            Caller::Machine { scopes, .. } => scopes.contains(&scope),
+        }
+    }
+
     /// The actor recorded in the audit log.
     pub fn actor(&self) -> String {
         match self {
@@ -155,6 +165,32 @@ pub struct CreatedApiToken {
     pub token: ApiToken,
     /// `mt_…`, shown once.
     pub secret: String,
+}
+
+/// What a reader of the machine endpoints (introspection, the revocation feed) may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    /// Every tenant: a `verify` token that holds `platform` too, or a tokenless loopback
+    /// caller under `AUTH_INTERNAL_LOOPBACK_NO_TOKEN`.
+    Everything,
+    /// One tenant, by slug: a `verify` token of that tenant.
+    Tenant(String),
+}
+
+impl Reader {
+    /// Whether tokens of the tenant `slug` may be described to this reader.
+    pub fn sees(&self, slug: &str) -> bool {
+        match self {
+            Reader::Everything => true,
+            Reader::Tenant(own) => own == slug,
+        }
+    }
+
+    /// Whether this feed entry is for this reader: its tenant's, or a signing key's (keys
+    /// sign for every tenant).
+    pub fn sees_entry(&self, entry: &RevocationEntry) -> bool {
+        entry.kind == RevocationKind::Key || self.sees(&entry.tenant)
+    }
 }
 
 /// Where a request comes from, for sessions and the audit log.
@@ -285,6 +321,37 @@ impl Auth {
         })
     }
 
+    /// The reader a machine token makes of the caller of `/introspect` and the revocation
+    /// feed: `UNAUTHENTICATED` unless it is a machine token, `FORBIDDEN` without scope
+    /// `verify`.
+    pub async fn verify_reader(&self, bearer: &str) -> Result<Reader> {
+        if !bearer.starts_with(MACHINE_TOKEN_PREFIX) {
+            return Err(Error::Unauthenticated(
+                "a machine token with scope verify is needed",
+            ));
+        }
+        let token = match self
+            .store
+            .api_token_by_hash(&crypto::token_hash(bearer))
+            .await
+        {
+            Err(StoreError::NotFound) => {
+                return Err(Error::Unauthenticated("machine token is invalid"));
+            }
+            other => other?,
+        };
+        if !token.scopes.contains(&Scope::Verify) {
+            return Err(Error::Forbidden(
+                "a token with scope verify is needed".into(),
+            ));
+        }
+        if token.scopes.contains(&Scope::Platform) {
+            return Ok(Reader::Everything);
+        }
+        let tenant = self.store.tenant_by_id(&token.tenant_id).await?;
+        Ok(Reader::Tenant(tenant.slug))
+    }
+
     /// Verify an access token's signature and claims (not its session), reloading the keys
     /// once if its key is unknown (another replica may have rotated).
     pub async fn verify_access_token(&self, token: &str) -> Result<AccessClaims> {
@@ -301,7 +368,11 @@ impl Auth {
 
     // ----- sign-up, sign-in, refresh --------------------------------------------------
 
-    /// Create an account with a password and sign it in.
+    /// Create an account with a password and sign it in. The address stays unverified (and
+    /// so grants no configured role) until it is proven through our own mail; the first such
+    /// proof removes this password and ends the sessions it started (see
+    /// [`Auth::verify_otp`]), so whoever signs up with somebody else's address gains nothing
+    /// once its owner shows up.
     pub async fn sign_up(
         &self,
         tenant: &Tenant,
@@ -317,13 +388,18 @@ impl Auth {
             password,
             &[email.as_str(), name.as_deref().unwrap_or_default()],
         )?;
+        // Counted once the input is valid: what is limited is what costs a hash and answers
+        // whether the address is taken.
+        self.throttle(tenant, Guarded::SignUp, email.as_str(), origin)
+            .await?;
         let hash = passwords::hash(&password).await?;
-        let roles = self.initial_roles(tenant, &email);
         let new = NewUser {
             email: &email,
+            verified: false,
             password_hash: Some(hash),
             name_display: name,
-            roles,
+            roles: vec![],
+            configured_roles: vec![],
         };
         let user = match self.store.create_user(&tenant.id, new).await {
             Err(StoreError::Conflict(_)) => {
@@ -333,12 +409,14 @@ impl Auth {
             }
             other => other?,
         };
-        self.start_session(tenant, user, "password", "user.sign_up", origin)
+        self.start_session(tenant, user, "password", "user.sign_up", origin, None)
             .await
     }
 
     /// Sign in with email and password. An unknown email and a wrong password answer
-    /// alike, in time too.
+    /// alike, in time too: the attempt is counted (and a locked address refused) before the
+    /// hash, whether or not the address has an account, and the audit row of a failure is
+    /// written after answering.
     pub async fn sign_in(
         &self,
         tenant: &Tenant,
@@ -354,54 +432,70 @@ impl Auth {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             return Err(Error::InvalidCredentials);
         };
-        let had_failures = self.check_lockout(tenant, &email).await?;
-        let user = self.store.user_by_email(&tenant.id, &email).await?;
-        let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+        self.count_attempt(tenant, &email).await?;
+        let owner = self.store.user_by_email(&tenant.id, &email).await?;
+        let hash = owner.as_ref().and_then(|o| o.user.password_hash.as_deref());
         if !passwords::verify(password, hash).await? {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
-            self.record_failure(tenant, &email).await?;
-            if let Some(user) = &user {
-                self.audit(tenant, None, "user.sign_in_failed", &user.id, None, origin)
+            if let Some(owner) = owner {
+                let (auth, tenant, origin) = (self.clone(), tenant.clone(), origin.clone());
+                tokio::spawn(async move {
+                    auth.audit(
+                        &tenant,
+                        None,
+                        "user.sign_in_failed",
+                        &owner.user.id,
+                        None,
+                        &origin,
+                    )
                     .await;
+                });
             }
             return Err(Error::InvalidCredentials);
         }
-        let mut user = user.expect("a verified password belongs to a user");
-        if had_failures {
-            self.store
-                .clear_sign_in_failures(&tenant.id, email.as_str())
-                .await?;
-        }
-        self.grant_configured_admin(tenant, &email, &mut user)
+        let owner = owner.expect("a verified password belongs to a user");
+        let mut user = owner.user;
+        self.sync_configured_roles(tenant, &email, owner.verified, &mut user)
             .await?;
         metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
             .increment(1);
-        self.start_session(tenant, user, "password", "user.sign_in", origin)
-            .await
+        self.start_session(
+            tenant,
+            user,
+            "password",
+            "user.sign_in",
+            origin,
+            Some(&email),
+        )
+        .await
     }
 
-    /// Roles of a new account: admin when `AUTH_ADMIN_EMAILS` names its address.
-    fn initial_roles(&self, tenant: &Tenant, email: &Email) -> Vec<String> {
-        if self.is_configured_admin(tenant, email) {
-            vec![ADMIN_ROLE.to_owned()]
-        } else {
-            vec![]
-        }
-    }
-
-    /// Give `user` the admin role when `AUTH_ADMIN_EMAILS` names their address.
-    async fn grant_configured_admin(
+    /// Grant or take back the roles configuration gives (`AUTH_ADMIN_EMAILS` makes the
+    /// addresses it lists admins of the default tenant): granted only when `email`, the
+    /// address the user just signed in with, is listed and `verified`; taken back when it no
+    /// longer is, if configuration granted it (a role given otherwise stays).
+    async fn sync_configured_roles(
         &self,
         tenant: &Tenant,
         email: &Email,
+        verified: bool,
         user: &mut User,
     ) -> Result<()> {
-        if self.is_configured_admin(tenant, email) && !user.roles.iter().any(|r| r == ADMIN_ROLE) {
+        let listed = verified && self.is_configured_admin(tenant, email);
+        let holds = user.roles.iter().any(|r| r == ADMIN_ROLE);
+        let configured = user.configured_roles.iter().any(|r| r == ADMIN_ROLE);
+        if listed && !holds {
             user.roles.push(ADMIN_ROLE.to_owned());
-            self.store
-                .set_roles(&tenant.id, &user.id, &user.roles)
-                .await?;
+            user.configured_roles.push(ADMIN_ROLE.to_owned());
+        } else if !listed && configured {
+            user.roles.retain(|r| r != ADMIN_ROLE);
+            user.configured_roles.retain(|r| r != ADMIN_ROLE);
+        } else {
+            return Ok(());
         }
+        self.store
+            .set_roles(&tenant.id, &user.id, &user.roles, &user.configured_roles)
+            .await?;
         Ok(())
     }
 
@@ -431,7 +525,7 @@ impl Auth {
                 &successor_context(&row.id),
                 &serde_json::to_vec(&pair).map_err(anyhow::Error::from)?,
             );
-            let won = self
+            let rotation = self
                 .store
                 .rotate_refresh_token(
                     &tenant.id,
@@ -442,18 +536,25 @@ impl Auth {
                     &sealed,
                 )
                 .await?;
-            if won {
-                return Ok(Issued {
-                    tokens: pair,
-                    user,
-                    session,
-                });
+            match rotation {
+                Rotation::Won => {
+                    return Ok(Issued {
+                        tokens: pair,
+                        user,
+                        session,
+                    });
+                }
+                // Revoked since it was read above: no new pair.
+                Rotation::SessionEnded => return Err(INVALID),
+                // Another request exchanged it first: answer as a replay of that exchange.
+                Rotation::Lost => row = self.store.refresh_token(&hash).await?,
             }
-            // Another request exchanged it first: answer as a replay of that exchange.
-            row = self.store.refresh_token(&hash).await?;
         }
+        // 0 turns the grace off: a token presented a second time is reuse, even when both
+        // presentations were in flight at once (a batch, two concurrent requests).
         let grace_ms = self.config.refresh_grace_seconds * 1000;
-        let within_grace = row.used_at.is_some_and(|used| now - used <= grace_ms);
+        let within_grace =
+            grace_ms > 0 && row.used_at.is_some_and(|used| now_ms() - used <= grace_ms);
         if within_grace && let Some(sealed) = &row.successor {
             let pair: TokenPair = self
                 .master
@@ -470,9 +571,13 @@ impl Auth {
         }
         // Reuse of a spent token: whoever holds it may have stolen it. End the session.
         self.store
-            .revoke_session(&tenant.id, &user.id, &session.id, "refresh_reuse")
+            .revoke_session(
+                self.revoking(tenant, "refresh_reuse"),
+                &user.id,
+                &session.id,
+            )
             .await?;
-        self.publish_session_revocation(tenant, &session.id).await?;
+        self.feed.announce().await;
         self.store
             .audit(
                 &tenant.id,
@@ -489,6 +594,8 @@ impl Auth {
         Err(INVALID)
     }
 
+    /// Start a session for `user` with its first tokens; `forget_attempts_of` names the
+    /// address whose counted sign-in attempts the same transaction forgets.
     async fn start_session(
         &self,
         tenant: &Tenant,
@@ -496,6 +603,7 @@ impl Auth {
         method: &str,
         action: &str,
         origin: &Origin,
+        forget_attempts_of: Option<&Email>,
     ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
         let session = self
@@ -508,6 +616,7 @@ impl Auth {
                 lifetime_ms: self.config.session_ttl_seconds * 1000,
                 refresh_hash: &crypto::token_hash(&refresh_token),
                 action,
+                forget_attempts_of: forget_attempts_of.map(Email::as_str),
             })
             .await?;
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
@@ -548,6 +657,15 @@ impl Auth {
             jti: crate::domain::new_id(),
         };
         Ok((self.keys.sign(&claims)?, ttl))
+    }
+
+    /// The roles configuration grants a new account whose address `email` is proven.
+    fn configured_roles(&self, tenant: &Tenant, email: &Email) -> Vec<String> {
+        if self.is_configured_admin(tenant, email) {
+            vec![ADMIN_ROLE.to_owned()]
+        } else {
+            vec![]
+        }
     }
 
     fn is_configured_admin(&self, tenant: &Tenant, email: &Email) -> bool {
@@ -601,12 +719,12 @@ impl Auth {
         let user_id = user_of(caller)?;
         if !self
             .store
-            .revoke_session(&tenant.id, user_id, id, "revoked")
+            .revoke_session(self.revoking(tenant, "revoked"), user_id, id)
             .await?
         {
             return Err(Error::NotFound("session"));
         }
-        self.publish_session_revocation(tenant, id).await?;
+        self.feed.announce().await;
         self.audit(
             tenant,
             Some(caller),
@@ -651,42 +769,24 @@ impl Auth {
         Ok(count)
     }
 
-    /// Revoke every session and access token of a user: one cut-off entry however many
-    /// sessions they have.
+    /// Revoke every session and access token of a user: a user cut-off and a session entry
+    /// per session ended, written with the revocation in one transaction.
     pub async fn revoke_user(&self, tenant: &Tenant, user_id: &str, reason: &str) -> Result<u64> {
         let count = self
             .store
-            .revoke_user_sessions(&tenant.id, user_id, reason)
+            .revoke_user_sessions(self.revoking(tenant, reason), user_id)
             .await?;
-        let second = now_ms() / 1000;
-        self.store
-            .cut_off_user_tokens(&tenant.id, user_id, second)
-            .await?;
-        self.feed
-            .publish(RevocationEntry {
-                seq: 0,
-                kind: RevocationKind::User,
-                tenant: tenant.slug.clone(),
-                id: user_id.to_owned(),
-                iat_cutoff: Some(second),
-                expires_at: self.revocation_horizon(),
-            })
-            .await?;
+        self.feed.announce().await;
         Ok(count)
     }
 
-    async fn publish_session_revocation(&self, tenant: &Tenant, session_id: &str) -> Result<()> {
-        self.feed
-            .publish(RevocationEntry {
-                seq: 0,
-                kind: RevocationKind::Session,
-                tenant: tenant.slug.clone(),
-                id: session_id.to_owned(),
-                iat_cutoff: None,
-                expires_at: self.revocation_horizon(),
-            })
-            .await?;
-        Ok(())
+    /// How a revocation in `tenant` is written: its reason and the horizon of its entries.
+    fn revoking<'a>(&self, tenant: &'a Tenant, reason: &'a str) -> Revoking<'a> {
+        Revoking {
+            tenant,
+            reason,
+            horizon: self.revocation_horizon(),
+        }
     }
 
     /// When every access token issued until now has expired (seconds), plus leeway.
@@ -696,10 +796,13 @@ impl Auth {
 
     // ----- machine tokens ---------------------------------------------------------------
 
-    /// Create a machine token in the tenant; its secret is returned once.
+    /// Create a machine token in the tenant; its secret is returned once. `granted_by` is
+    /// the caller, who can grant only scopes it holds ([`Caller::holds`]); `None` is the
+    /// operator on the command line, who may grant any.
     pub async fn create_api_token(
         &self,
         tenant: &Tenant,
+        granted_by: Option<&Caller>,
         name: &str,
         scopes: &[Scope],
     ) -> Result<CreatedApiToken> {
@@ -709,6 +812,9 @@ impl Auth {
         }
         if scopes.is_empty() {
             return Err(Error::BadInput("at least one scope is needed".into()));
+        }
+        if let Some(caller) = granted_by {
+            refuse_ungranted(caller, scopes, "grant")?;
         }
         let mut scopes = scopes.to_vec();
         scopes.sort_by_key(|s| s.as_str());
@@ -721,22 +827,22 @@ impl Auth {
         Ok(CreatedApiToken { token, secret })
     }
 
-    /// Delete a machine token; verifiers drop it at once.
-    pub async fn delete_api_token(&self, tenant: &Tenant, id: &str) -> Result<()> {
-        match self.store.delete_api_token(&tenant.id, id).await {
+    /// Delete a machine token; verifiers drop it at once. The caller must hold every scope of
+    /// the token (a tenant admin cannot withdraw the platform's tokens).
+    pub async fn delete_api_token(&self, tenant: &Tenant, caller: &Caller, id: &str) -> Result<()> {
+        let tokens = self.store.api_tokens(&tenant.id).await?;
+        let token = tokens
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or(Error::NotFound("api token"))?;
+        refuse_ungranted(caller, &token.scopes, "delete a token with")?;
+        // Verifiers cache a machine token's introspection for at most an hour.
+        let horizon = now_ms() / 1000 + 3600;
+        match self.store.delete_api_token(tenant, id, horizon).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("api token")),
             other => other?,
         }
-        self.feed
-            .publish(RevocationEntry {
-                seq: 0,
-                kind: RevocationKind::ApiToken,
-                tenant: tenant.slug.clone(),
-                id: id.to_owned(),
-                iat_cutoff: None,
-                expires_at: now_ms() / 1000 + 3600,
-            })
-            .await?;
+        self.feed.announce().await;
         Ok(())
     }
 
@@ -747,17 +853,9 @@ impl Auth {
     /// and every API replica (whose feed poller reloads the keys) refuse what it signed. Returns the replacement's kid when the
     /// current key was withdrawn.
     pub async fn withdraw_signing_key(&self, kid: &str) -> anyhow::Result<Option<String>> {
-        let replacement = KeyRing::withdraw(&self.store, &self.master, kid).await?;
-        self.feed
-            .publish(RevocationEntry {
-                seq: 0,
-                kind: RevocationKind::Key,
-                tenant: String::new(),
-                id: kid.to_owned(),
-                iat_cutoff: None,
-                expires_at: self.revocation_horizon(),
-            })
-            .await?;
+        let horizon = self.revocation_horizon();
+        let replacement = KeyRing::withdraw(&self.store, &self.master, kid, horizon).await?;
+        self.feed.announce().await;
         Ok(replacement)
     }
 
@@ -787,21 +885,38 @@ impl Auth {
             ));
         }
         let tenant = self.tenant(Some(slug)).await?;
-        self.store.delete_tenant(&tenant.id).await?;
-        self.feed
-            .publish(RevocationEntry {
-                seq: 0,
-                kind: RevocationKind::Tenant,
-                tenant: tenant.slug.clone(),
-                id: tenant.slug.clone(),
-                iat_cutoff: Some(now_ms() / 1000),
-                expires_at: self.revocation_horizon(),
-            })
-            .await?;
+        // Machine tokens are cached by verifiers for up to an hour, access tokens live for
+        // their TTL: keep the cut-off for the longer of the two.
+        let horizon = self.revocation_horizon().max(now_ms() / 1000 + 3600);
+        match self.store.delete_tenant(&tenant, horizon).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("tenant")),
+            other => other?,
+        }
+        self.feed.announce().await;
         Ok(())
     }
 
     // ----- audit ----------------------------------------------------------------------------
+
+    /// Record an event about `user_id`, done by the user themself, with `detail`.
+    async fn audit_detail(
+        &self,
+        tenant: &Tenant,
+        action: &str,
+        user_id: &str,
+        origin: &Origin,
+        detail: serde_json::Value,
+    ) {
+        let event = AuditEvent {
+            action,
+            actor: Some(format!("user:{user_id}")),
+            user_id: Some(user_id),
+            session_id: None,
+            ip: origin.ip.as_deref(),
+            detail,
+        };
+        self.store.audit(&tenant.id, event).await;
+    }
 
     /// Record an event about `user_id`, done by `actor` (the user themself when `None`).
     async fn audit(
@@ -822,6 +937,17 @@ impl Auth {
             detail: serde_json::json!({}),
         };
         self.store.audit(&tenant.id, event).await;
+    }
+}
+
+/// `FORBIDDEN` naming the first of `scopes` the caller does not hold.
+fn refuse_ungranted(caller: &Caller, scopes: &[Scope], what: &str) -> Result<()> {
+    match scopes.iter().find(|scope| !caller.holds(**scope)) {
+        None => Ok(()),
+        Some(scope) => Err(Error::Forbidden(format!(
+            "you can {what} only scopes you hold yourself; you do not hold {}",
+            scope.as_str()
+        ))),
     }
 }
 

@@ -3,8 +3,11 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use auth_verifier::token::RevocationKind;
+
+use super::revocations::{entry, record};
 use super::{Store, StoreError, StoreResult, some_row};
-use crate::domain::{Millis, Scope, new_id, now_ms};
+use crate::domain::{Millis, Scope, Tenant, new_id, now_ms};
 
 /// A machine token, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,14 +108,25 @@ impl Store {
         Ok(token)
     }
 
-    /// Delete one of the tenant's machine tokens.
-    pub async fn delete_api_token(&self, tenant_id: &str, id: &str) -> StoreResult<()> {
+    /// Delete one of the tenant's machine tokens and write its feed entry (kept until
+    /// `horizon`, seconds), in one transaction.
+    pub async fn delete_api_token(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        horizon: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
         some_row(
             sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
+                .bind(&tenant.id)
                 .bind(id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?,
-        )
+        )?;
+        let revoked = entry(RevocationKind::ApiToken, &tenant.slug, id, None, horizon);
+        record(&mut tx, &revoked).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

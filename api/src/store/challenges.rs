@@ -6,6 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::outbox::insert_mail;
+use super::sessions::{Revoking, end_user_sessions};
+use super::users::mark_verified;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::Millis;
 use crate::mail::Composed;
@@ -180,14 +182,17 @@ impl Store {
 
     /// Use a password-reset secret and set the new password hash in one transaction: the
     /// challenge must be open, unexpired and for an account. Every other open reset of the
-    /// address is closed too. Returns the user id, or `NotFound`.
+    /// address is closed too, the address counts as proven, and every session of the account
+    /// ends with its feed entries. Returns the user id and whether this was the address's
+    /// first proof, or `NotFound`.
     pub async fn reset_password(
         &self,
-        tenant_id: &str,
+        revoking: Revoking<'_>,
         secret_hash: &str,
         password_hash: &str,
         now: Millis,
-    ) -> StoreResult<String> {
+    ) -> StoreResult<(String, bool)> {
+        let tenant_id = revoking.tenant.id.as_str();
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
             "UPDATE challenges SET closed_at = $1, closed_reason = 'used', attempts = attempts + 1 \
@@ -228,8 +233,10 @@ impl Store {
             .bind(&email)
             .execute(&mut *tx)
             .await?;
+        let first_proof = mark_verified(&mut tx, tenant_id, &user_id, &email).await?;
+        end_user_sessions(&mut tx, revoking, &user_id).await?;
         tx.commit().await?;
-        Ok(user_id)
+        Ok((user_id, first_proof))
     }
 
     /// Drop challenges that ended more than a day ago.

@@ -2,6 +2,9 @@
 
 use sqlx::Row;
 
+use auth_verifier::token::RevocationKind;
+
+use super::revocations::{entry, record};
 use super::{Store, StoreResult};
 use crate::domain::Millis;
 
@@ -75,13 +78,20 @@ impl Store {
         Ok(())
     }
 
-    /// Delete a key, so that it neither signs nor is published again; `false` if there was
-    /// no such key.
-    pub async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
+    /// Delete a key, so that it neither signs nor is published again, and write the feed
+    /// entry that revokes what it signed (kept until `horizon`, seconds), in one
+    /// transaction; `false` if there was no such key.
+    pub async fn delete_signing_key(&self, kid: &str, horizon: i64) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record(&mut tx, &entry(RevocationKind::Key, "", kid, None, horizon)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

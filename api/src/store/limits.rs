@@ -17,13 +17,51 @@ pub struct Bucket {
     pub window_ms: i64,
 }
 
-/// Failed sign-ins of an address.
+/// Counted sign-in attempts of an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failures {
-    /// Consecutive failures.
+    /// Consecutive attempts without a success.
     pub failures: i64,
     /// Refused until then.
     pub locked_until: Millis,
+}
+
+/// The lockout after failed sign-ins, as the one upsert that counts an attempt: the lock
+/// lengths by count are written into the statement's `CASE`, built once.
+#[derive(Debug, Clone)]
+pub struct LockSchedule {
+    sql: std::sync::Arc<str>,
+}
+
+impl LockSchedule {
+    /// The statement for `lock_ms(n)`, the lock (milliseconds, 0 for none) earned by the
+    /// `n`-th consecutive failure, which must be the same for every `n >= longest_from`.
+    pub fn new(lock_ms: impl Fn(i64) -> i64, longest_from: i64) -> Self {
+        let mut arms = String::new();
+        for n in 1..longest_from {
+            arms.push_str(&format!("WHEN {n} THEN {} ", lock_ms(n)));
+        }
+        let longest = lock_ms(longest_from);
+        // $1 tenant, $2 email, $3 now, $4 now - forget. The `WHERE` of the update makes a
+        // locked address return no row: nothing is counted and the attempt is refused.
+        let sql = format!(
+            "INSERT INTO sign_in_failures (tenant_id, email, failures, last_failure_at, locked_until) \
+             VALUES ($1, $2, 1, $3, $3 + (CASE 1 {arms}ELSE {longest} END)) \
+             ON CONFLICT (tenant_id, email) DO UPDATE SET \
+             failures = CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
+               ELSE sign_in_failures.failures + 1 END, \
+             locked_until = $3 + (CASE (CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
+               ELSE sign_in_failures.failures + 1 END) {arms}ELSE {longest} END), \
+             last_failure_at = $3 \
+             WHERE sign_in_failures.locked_until <= $3 \
+             RETURNING failures"
+        );
+        Self { sql: sql.into() }
+    }
+
+    fn sql(&self) -> sqlx::AssertSqlSafe<std::sync::Arc<str>> {
+        sqlx::AssertSqlSafe(self.sql.clone())
+    }
 }
 
 /// `$1` now, `$2` the start of the current window for a bucket last reset before it.
@@ -82,7 +120,47 @@ impl Store {
         Ok(wait)
     }
 
-    /// Failed sign-ins of an address, if any are on record.
+    /// Count a sign-in attempt of an address before its password is checked, and decide in
+    /// the same statement whether it may go ahead: one atomic upsert, so attempts running in
+    /// parallel (aliases, batches, concurrent requests) can never exceed the limit. Every
+    /// attempt counts as a failure until a success forgets them; counts older than
+    /// `forget_ms` start afresh; `lock` says how long each count locks the address for.
+    /// `None` when the attempt may go ahead; the lock's
+    /// end when the address is locked (and nothing was counted).
+    pub async fn count_sign_in_attempt(
+        &self,
+        tenant_id: &str,
+        email: &str,
+        now: Millis,
+        forget_ms: i64,
+        lock: &LockSchedule,
+    ) -> StoreResult<Option<Millis>> {
+        let counted = sqlx::query(lock.sql())
+            .bind(tenant_id)
+            .bind(email)
+            .bind(now)
+            .bind(now - forget_ms)
+            .fetch_optional(self.pool())
+            .await?;
+        if counted.is_some() {
+            return Ok(None);
+        }
+        // Locked: the upsert's condition refused to count; how long is left?
+        let row = sqlx::query(
+            "SELECT locked_until FROM sign_in_failures WHERE tenant_id = $1 AND email = $2",
+        )
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(self.pool())
+        .await?;
+        let until = match row {
+            Some(row) => row.try_get::<i64, _>("locked_until")?,
+            None => now + 1,
+        };
+        Ok(Some(until.max(now + 1)))
+    }
+
+    /// Counted sign-in attempts of an address, if any are on record.
     pub async fn sign_in_failures(
         &self,
         tenant_id: &str,
@@ -102,56 +180,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Record a failed sign-in; failures older than `forget_ms` start the count afresh.
-    /// `lock` turns the new count into a lock end (0 for none). Returns the new state.
-    pub async fn record_sign_in_failure(
-        &self,
-        tenant_id: &str,
-        email: &str,
-        now: Millis,
-        forget_ms: i64,
-        lock: impl Fn(i64) -> Millis,
-    ) -> StoreResult<Failures> {
-        let mut tx = self.pool().begin().await?;
-        let row = sqlx::query(
-            "INSERT INTO sign_in_failures (tenant_id, email, failures, last_failure_at, locked_until) \
-             VALUES ($1, $2, 1, $3, 0) ON CONFLICT (tenant_id, email) DO UPDATE SET \
-             failures = CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 ELSE sign_in_failures.failures + 1 END, \
-             last_failure_at = $3 RETURNING failures",
-        )
-        .bind(tenant_id)
-        .bind(email)
-        .bind(now)
-        .bind(now - forget_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        let failures: i64 = row.try_get("failures")?;
-        let locked_until = lock(failures);
-        sqlx::query(
-            "UPDATE sign_in_failures SET locked_until = $1 WHERE tenant_id = $2 AND email = $3",
-        )
-        .bind(locked_until)
-        .bind(tenant_id)
-        .bind(email)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Failures {
-            failures,
-            locked_until,
-        })
-    }
-
-    /// Forget an address's failed sign-ins (after a success).
-    pub async fn clear_sign_in_failures(&self, tenant_id: &str, email: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
-            .bind(tenant_id)
-            .bind(email)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 
     /// Drop counters whose window ended long ago.

@@ -1,11 +1,12 @@
 //! The revocation feed: cut-offs verifiers apply to tokens they have already verified.
 
 use auth_verifier::token::{RevocationEntry, RevocationKind};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreResult};
-use crate::domain::now_ms;
+use crate::domain::{Millis, now_ms};
 
 fn kind_name(kind: RevocationKind) -> &'static str {
     match kind {
@@ -17,7 +18,7 @@ fn kind_name(kind: RevocationKind) -> &'static str {
     }
 }
 
-fn entry(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
+fn entry_of(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
     let kind: String = row.try_get("kind")?;
     let kind = match kind.as_str() {
         "session" => RevocationKind::Session,
@@ -37,40 +38,74 @@ fn entry(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
     }))
 }
 
-impl Store {
-    /// Append an entry (its `seq` is assigned here) and return it.
-    pub async fn add_revocation(&self, mut entry: RevocationEntry) -> StoreResult<RevocationEntry> {
-        let row = sqlx::query(
-            "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
-        .bind(&entry.tenant)
-        .bind(kind_name(entry.kind))
-        .bind(&entry.id)
-        .bind(entry.iat_cutoff)
-        .bind(entry.expires_at)
-        .bind(now_ms())
-        .fetch_one(self.pool())
-        .await?;
-        entry.seq = row.try_get("seq")?;
-        Ok(entry)
-    }
+/// Append an entry inside the caller's transaction, so that a revocation and its feed entry
+/// commit together or not at all (the outbox pattern the mail uses); its `seq` is assigned
+/// here. Every revocation path writes its entries through this.
+pub(crate) async fn record(conn: &mut AnyConnection, entry: &RevocationEntry) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+    )
+    .bind(&entry.tenant)
+    .bind(kind_name(entry.kind))
+    .bind(&entry.id)
+    .bind(entry.iat_cutoff)
+    .bind(entry.expires_at)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("seq")?)
+}
 
-    /// Entries still in force, optionally only those after `after_seq`, in feed order.
-    pub async fn revocations(&self, after_seq: i64) -> StoreResult<Vec<RevocationEntry>> {
+/// A feed entry for `kind` of `tenant` (a slug; empty for service-wide keys), kept until
+/// `horizon` (seconds), when every token it covers has expired.
+pub(crate) fn entry(
+    kind: RevocationKind,
+    tenant: &str,
+    id: &str,
+    iat_cutoff: Option<i64>,
+    horizon: i64,
+) -> RevocationEntry {
+    RevocationEntry {
+        seq: 0,
+        kind,
+        tenant: tenant.to_owned(),
+        id: id.to_owned(),
+        iat_cutoff,
+        expires_at: horizon,
+    }
+}
+
+impl Store {
+    /// Entries still in force with a `seq` after `after_seq`, and also those written since
+    /// `lookback_from` (milliseconds) whatever their `seq`, in feed order. On PostgreSQL a
+    /// sequence number is taken when a row is inserted, not when it commits: seq 10 can
+    /// become visible after seq 11, so a reader that resumes after 11 must look back.
+    /// Readers de-duplicate by `seq` (applying an entry twice changes nothing).
+    pub async fn revocations_since(
+        &self,
+        after_seq: i64,
+        lookback_from: Millis,
+    ) -> StoreResult<Vec<RevocationEntry>> {
         let rows = sqlx::query(
-            "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at FROM revocations \
-             WHERE seq > $1 AND expires_at > $2 ORDER BY seq",
+            "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at, created_at FROM revocations \
+             WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 ORDER BY seq",
         )
         .bind(after_seq)
+        .bind(lookback_from)
         .bind(now_ms() / 1000)
         .fetch_all(self.pool())
         .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for row in &rows {
-            entries.extend(entry(row)?);
+            entries.extend(entry_of(row)?);
         }
         Ok(entries)
+    }
+
+    /// Every entry still in force, in feed order.
+    pub async fn revocations(&self) -> StoreResult<Vec<RevocationEntry>> {
+        self.revocations_since(0, Millis::MAX).await
     }
 
     /// The highest `seq` ever assigned (0 for none).

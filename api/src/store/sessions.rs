@@ -1,11 +1,14 @@
 //! Sessions and their rotating refresh tokens.
 
+use auth_verifier::token::{RevocationEntry, RevocationKind};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{AuditEvent, insert_audit};
+use super::revocations::{entry, record};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{Millis, new_id, now_ms};
+use crate::domain::{Millis, Tenant, new_id, now_ms};
 
 /// Where a session was started from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,6 +113,92 @@ pub struct NewSession<'a> {
     pub refresh_hash: &'a str,
     /// The audit action recorded with it, e.g. `user.sign_in`.
     pub action: &'a str,
+    /// An address whose counted sign-in attempts this successful sign-in forgets.
+    pub forget_attempts_of: Option<&'a str>,
+}
+
+/// The outcome of [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// This call exchanged the token.
+    Won,
+    /// Another call exchanged it first.
+    Lost,
+    /// The session is revoked or over: nothing was exchanged.
+    SessionEnded,
+}
+
+/// What a revocation needs besides its subject: the tenant (whose slug names the feed
+/// entries), the reason recorded on the sessions, and the horizon (seconds) until which its
+/// feed entries are kept, when every access token they cover has expired.
+#[derive(Debug, Clone, Copy)]
+pub struct Revoking<'a> {
+    /// The tenant.
+    pub tenant: &'a Tenant,
+    /// Why, recorded as the sessions' `revoke_reason`.
+    pub reason: &'a str,
+    /// Seconds since the epoch.
+    pub horizon: i64,
+}
+
+impl Revoking<'_> {
+    fn session_entry(&self, session_id: &str) -> RevocationEntry {
+        entry(
+            RevocationKind::Session,
+            &self.tenant.slug,
+            session_id,
+            None,
+            self.horizon,
+        )
+    }
+}
+
+/// End every active session of a user and cut off their access tokens inside `tx`: the
+/// sessions are revoked, the user's cut-off raised to this second, and the feed gets a
+/// `user` entry (tokens issued until now) and a `session` entry per session ended, so that
+/// a token minted by a refresh racing this revocation is refused by its session whatever
+/// its `iat`. Returns how many sessions were active.
+pub(crate) async fn end_user_sessions(
+    tx: &mut AnyConnection,
+    revoking: Revoking<'_>,
+    user_id: &str,
+) -> StoreResult<u64> {
+    let now = now_ms();
+    let second = now / 1000;
+    let tenant_id = &revoking.tenant.id;
+    let rows = sqlx::query(
+        "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
+         WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1 \
+         RETURNING id",
+    )
+    .bind(now)
+    .bind(revoking.reason)
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE users SET tokens_valid_after = $1 \
+         WHERE tenant_id = $2 AND id = $3 AND tokens_valid_after < $1",
+    )
+    .bind(second)
+    .bind(tenant_id)
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    let user = entry(
+        RevocationKind::User,
+        &revoking.tenant.slug,
+        user_id,
+        Some(second),
+        revoking.horizon,
+    );
+    record(&mut *tx, &user).await?;
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        record(&mut *tx, &revoking.session_entry(&id)).await?;
+    }
+    Ok(rows.len() as u64)
 }
 
 impl Store {
@@ -124,6 +213,7 @@ impl Store {
             lifetime_ms,
             refresh_hash,
             action,
+            forget_attempts_of,
         } = new;
         let now = now_ms();
         let session = Session {
@@ -171,6 +261,13 @@ impl Store {
             detail: serde_json::json!({ "method": method }),
         };
         insert_audit(&mut *tx, tenant_id, &event).await?;
+        if let Some(email) = forget_attempts_of {
+            sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
+                .bind(tenant_id)
+                .bind(email)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(session)
     }
@@ -210,58 +307,57 @@ impl Store {
         rows.iter().map(session).collect()
     }
 
-    /// Revoke one active session of the user; `false` when there was none to revoke.
+    /// Revoke one active session of the user and write its feed entry, in one transaction;
+    /// `false` when there was none to revoke.
     pub async fn revoke_session(
         &self,
-        tenant_id: &str,
+        revoking: Revoking<'_>,
         user_id: &str,
         id: &str,
-        reason: &str,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE tenant_id = $3 AND user_id = $4 AND id = $5 AND revoked_at IS NULL",
         )
         .bind(now_ms())
-        .bind(reason)
-        .bind(tenant_id)
+        .bind(revoking.reason)
+        .bind(&revoking.tenant.id)
         .bind(user_id)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record(&mut tx, &revoking.session_entry(id)).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Revoke every active session of the user; returns how many were active.
+    /// Revoke every active session of the user and cut off their access tokens, with the
+    /// feed entries, in one transaction; returns how many sessions were active.
     pub async fn revoke_user_sessions(
         &self,
-        tenant_id: &str,
+        revoking: Revoking<'_>,
         user_id: &str,
-        reason: &str,
     ) -> StoreResult<u64> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
-             WHERE tenant_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(reason)
-        .bind(tenant_id)
-        .bind(user_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.pool().begin().await?;
+        let ended = end_user_sessions(&mut tx, revoking, user_id).await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
-    /// Revoke every active session of the user but `keep`; returns the ids revoked.
+    /// Revoke every active session of the user but `keep`, with a feed entry each, in one
+    /// transaction; returns the ids revoked.
     pub async fn revoke_other_sessions(
         &self,
-        tenant_id: &str,
+        revoking: Revoking<'_>,
         user_id: &str,
         keep: &str,
-        reason: &str,
     ) -> StoreResult<Vec<String>> {
         let now = now_ms();
+        let mut tx = self.pool().begin().await?;
         let rows = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE tenant_id = $3 AND user_id = $4 AND id <> $5 \
@@ -269,16 +365,21 @@ impl Store {
              RETURNING id",
         )
         .bind(now)
-        .bind(reason)
-        .bind(tenant_id)
+        .bind(revoking.reason)
+        .bind(&revoking.tenant.id)
         .bind(user_id)
         .bind(keep)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(rows
+        let ids: Vec<String> = rows
             .iter()
             .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?)
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            record(&mut tx, &revoking.session_entry(id)).await?;
+        }
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// Record activity on a session, at most once a minute.
@@ -312,8 +413,9 @@ impl Store {
     }
 
     /// Exchange the unused refresh token `old_id` for a new one (`new_hash`), recording the
-    /// sealed pair it was exchanged for. One conditional update decides the winner: of two
-    /// concurrent exchanges exactly one returns `true`; the loser's new token is not kept.
+    /// sealed pair it was exchanged for, in one transaction that first claims the session
+    /// row: a session revoked before (or while) the exchange runs cannot get a new pair, and
+    /// of two concurrent exchanges exactly one wins (the loser's new token is not kept).
     pub async fn rotate_refresh_token(
         &self,
         tenant_id: &str,
@@ -322,34 +424,42 @@ impl Store {
         new_hash: &str,
         expires_at: Millis,
         sealed_pair: &str,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Rotation> {
         let now = now_ms();
-        // The successor exists before the old token points at it, so a concurrent reader
-        // that sees the old token used can always use the successor.
-        insert_refresh(self.pool(), tenant_id, session_id, new_hash, expires_at).await?;
+        let mut tx = self.pool().begin().await?;
+        // Locks the session row until commit: a concurrent revocation either ran before
+        // (and this finds no active session) or waits until this exchange is visible.
+        let active = sqlx::query(
+            "UPDATE sessions SET last_seen_at = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !active {
+            return Ok(Rotation::SessionEnded);
+        }
+        insert_refresh(&mut *tx, tenant_id, session_id, new_hash, expires_at).await?;
         let won = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $1, successor = $2 WHERE id = $3 AND used_at IS NULL",
         )
         .bind(now)
         .bind(sealed_pair)
         .bind(old_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
-        if won {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(session_id)
-                .execute(self.pool())
-                .await?;
-        } else {
-            sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
-                .bind(new_hash)
-                .execute(self.pool())
-                .await?;
+        if !won {
+            // Rolled back: the successor this call inserted is not kept.
+            return Ok(Rotation::Lost);
         }
-        Ok(won)
+        tx.commit().await?;
+        Ok(Rotation::Won)
     }
 
     /// Housekeeping: forget sealed successors once the grace window is over, and delete

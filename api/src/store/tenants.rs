@@ -2,6 +2,9 @@
 
 use sqlx::Row;
 
+use auth_verifier::token::RevocationKind;
+
+use super::revocations::{entry, record};
 use super::{Store, StoreError, StoreResult, conflict_on_unique, some_row};
 use crate::domain::{Millis, Tenant, TenantSettings, TenantSlug, new_id, now_ms};
 
@@ -124,13 +127,27 @@ impl Store {
         )
     }
 
-    /// Delete a tenant and, by cascade, everything it owns.
-    pub async fn delete_tenant(&self, tenant_id: &str) -> StoreResult<()> {
+    /// Delete a tenant and, by cascade, everything it owns, writing the feed entry that cuts
+    /// off every token issued in it until now (access and machine tokens), kept until
+    /// `horizon` (seconds), in one transaction.
+    pub async fn delete_tenant(&self, tenant: &Tenant, horizon: i64) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
         some_row(
             sqlx::query("DELETE FROM tenants WHERE id = $1")
-                .bind(tenant_id)
-                .execute(self.pool())
+                .bind(&tenant.id)
+                .execute(&mut *tx)
                 .await?,
-        )
+        )?;
+        let cutoff = Some(now_ms() / 1000);
+        let revoked = entry(
+            RevocationKind::Tenant,
+            &tenant.slug,
+            &tenant.slug,
+            cutoff,
+            horizon,
+        );
+        record(&mut tx, &revoked).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

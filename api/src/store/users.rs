@@ -1,8 +1,10 @@
 //! Users and their email addresses.
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::sessions::{Revoking, end_user_sessions};
 use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column, some_row};
 use crate::domain::{Email, Millis, new_id, now_ms};
 
@@ -27,6 +29,9 @@ pub struct User {
     pub metadata: serde_json::Value,
     /// Roles in the tenant.
     pub roles: Vec<String>,
+    /// Those of `roles` that configuration granted (`AUTH_ADMIN_EMAILS`), and takes back
+    /// once it no longer lists a verified address of the user.
+    pub configured_roles: Vec<String>,
     /// Access tokens issued at or before this second are revoked.
     pub tokens_valid_after: i64,
     /// Creation time.
@@ -46,23 +51,36 @@ pub struct UserEmail {
     pub created_at: Millis,
 }
 
+/// A user found by one of their active addresses, and whether that address is proven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailOwner {
+    /// The user.
+    pub user: User,
+    /// Whether the address was proven through our own mail (a code or a reset link).
+    pub verified: bool,
+}
+
 /// What a new user starts with.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
-    /// Primary, verified-by-ownership address.
+    /// Primary address.
     pub email: &'a Email,
+    /// Whether the address is proven already (a code sign-up), or not (a password sign-up).
+    pub verified: bool,
     /// argon2id PHC string, if the account has a password.
     pub password_hash: Option<String>,
     /// Display name.
     pub name_display: Option<String>,
     /// Initial roles.
     pub roles: Vec<String>,
+    /// Those of `roles` granted by configuration.
+    pub configured_roles: Vec<String>,
 }
 
 macro_rules! user_columns {
     () => {
         "u.id, u.tenant_id, u.password_hash, u.name_first, u.name_last, u.name_display, \
-         u.avatar, u.metadata, u.roles, u.tokens_valid_after, u.created_at"
+         u.avatar, u.metadata, u.roles, u.configured_roles, u.tokens_valid_after, u.created_at"
     };
 }
 
@@ -77,6 +95,7 @@ fn user(row: &AnyRow) -> StoreResult<User> {
         avatar: row.try_get("avatar")?,
         metadata: json_column(&row.try_get::<String, _>("metadata")?),
         roles: json_column(&row.try_get::<String, _>("roles")?),
+        configured_roles: json_column(&row.try_get::<String, _>("configured_roles")?),
         tokens_valid_after: row.try_get("tokens_valid_after")?,
         created_at: row.try_get("created_at")?,
     })
@@ -97,31 +116,35 @@ impl Store {
             avatar: None,
             metadata: serde_json::json!({}),
             roles: new.roles,
+            configured_roles: new.configured_roles,
             tokens_valid_after: 0,
             created_at: now,
         };
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, password_hash, name_display, metadata, roles, \
-             tokens_valid_after, created_at, updated_at) VALUES ($1, $2, $3, $4, '{}', $5, 0, $6, $6)",
+             configured_roles, tokens_valid_after, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, '{}', $5, $6, 0, $7, $7)",
         )
         .bind(&user.id)
         .bind(tenant_id)
         .bind(&user.password_hash)
         .bind(&user.name_display)
-        .bind(serde_json::to_string(&user.roles).unwrap_or_else(|_| "[]".into()))
+        .bind(json_text(&user.roles))
+        .bind(json_text(&user.configured_roles))
         .bind(now)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO user_emails (id, tenant_id, user_id, email, state, is_primary, created_at, verified_at) \
-             VALUES ($1, $2, $3, $4, 'active', 1, $5, $5)",
+             VALUES ($1, $2, $3, $4, 'active', 1, $5, $6)",
         )
         .bind(new_id())
         .bind(tenant_id)
         .bind(&user.id)
         .bind(new.email.as_str())
         .bind(now)
+        .bind(new.verified.then_some(now))
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique("email"))?;
@@ -129,19 +152,29 @@ impl Store {
         Ok(user)
     }
 
-    /// The user holding this active address in the tenant.
-    pub async fn user_by_email(&self, tenant_id: &str, email: &Email) -> StoreResult<Option<User>> {
+    /// The user holding this active address in the tenant, and whether it is proven.
+    pub async fn user_by_email(
+        &self,
+        tenant_id: &str,
+        email: &Email,
+    ) -> StoreResult<Option<EmailOwner>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users u JOIN user_emails e ON e.user_id = u.id \
+            ", e.verified_at FROM users u JOIN user_emails e ON e.user_id = u.id \
              WHERE e.tenant_id = $1 AND e.email = $2 AND e.state = 'active'"
         ))
         .bind(tenant_id)
         .bind(email.as_str())
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(user).transpose()
+        row.map(|row| {
+            Ok(EmailOwner {
+                user: user(&row)?,
+                verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
+            })
+        })
+        .transpose()
     }
 
     /// The user with this id in the tenant.
@@ -181,17 +214,20 @@ impl Store {
             .collect()
     }
 
-    /// Replace a user's roles.
+    /// Replace a user's roles, and which of them configuration granted.
     pub async fn set_roles(
         &self,
         tenant_id: &str,
         user_id: &str,
         roles: &[String],
+        configured_roles: &[String],
     ) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE users SET roles = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+            "UPDATE users SET roles = $1, configured_roles = $2, updated_at = $3 \
+             WHERE tenant_id = $4 AND id = $5",
         )
-        .bind(serde_json::to_string(roles).unwrap_or_else(|_| "[]".into()))
+        .bind(json_text(roles))
+        .bind(json_text(configured_roles))
         .bind(now_ms())
         .bind(tenant_id)
         .bind(user_id)
@@ -217,34 +253,72 @@ impl Store {
         .execute(self.pool()).await?)
     }
 
-    /// Delete a user with everything that hangs off it (addresses, sessions, refresh tokens,
-    /// challenges: `ON DELETE CASCADE`). Audit events stay; they name the user by id only.
-    pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<()> {
-        some_row(
-            sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(user_id)
-                .execute(self.pool())
-                .await?,
+    /// The first proof of an address through our own mail (a sign-in code): marks it
+    /// verified and, if it was not, removes the account's password (set by whoever signed up
+    /// with the address before proving it) and ends every session with feed entries, all in
+    /// one transaction. `true` when this was the first proof; `false` (and nothing changed)
+    /// when the address was proven already.
+    pub async fn prove_email(
+        &self,
+        revoking: Revoking<'_>,
+        user_id: &str,
+        email: &Email,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        if !mark_verified(&mut tx, &revoking.tenant.id, user_id, email.as_str()).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE users SET password_hash = NULL, updated_at = $1 WHERE tenant_id = $2 AND id = $3",
         )
+        .bind(now_ms())
+        .bind(&revoking.tenant.id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        end_user_sessions(&mut tx, revoking, user_id).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Raise the user's token cut-off to `second` (never lowers it): access tokens issued at
-    /// or before it are revoked.
-    pub async fn cut_off_user_tokens(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        second: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE users SET tokens_valid_after = $1 WHERE tenant_id = $2 AND id = $3 AND tokens_valid_after < $1",
-        )
-        .bind(second)
-        .bind(tenant_id)
-        .bind(user_id)
-        .execute(self.pool())
-        .await?;
+    /// Delete a user with everything that hangs off it (addresses, sessions, refresh tokens,
+    /// challenges: `ON DELETE CASCADE`), ending their sessions and cutting off their tokens
+    /// on the feed in the same transaction. Audit events stay; they name the user by id only.
+    pub async fn delete_user(&self, revoking: Revoking<'_>, user_id: &str) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        end_user_sessions(&mut tx, revoking, user_id).await?;
+        some_row(
+            sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(&revoking.tenant.id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?,
+        )?;
+        tx.commit().await?;
         Ok(())
     }
+}
+
+/// Mark the user's address verified inside `tx`; `true` when it was not verified before.
+pub(crate) async fn mark_verified(
+    tx: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    email: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE user_emails SET verified_at = $1 \
+         WHERE tenant_id = $2 AND user_id = $3 AND email = $4 AND verified_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(email)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn json_text(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
 }

@@ -1,0 +1,4 @@
+-- Roles a user holds because configuration grants them (AUTH_ADMIN_EMAILS, later the
+-- tenant's `admins` setting): granted only while a verified address of the user is listed,
+-- and taken back at the next sign-in once it no longer is. A JSON array, like `roles`.
+ALTER TABLE users ADD COLUMN configured_roles TEXT NOT NULL DEFAULT '[]';
