@@ -61,7 +61,8 @@ pub struct Config {
     /// dev setup. Checked at start (introspected through the API): a token the API refuses,
     /// or one without scope `verify`, stops start-up. Without scope `platform` too, the token
     /// is bound to its tenant: the API tells it only that tenant's revocations, so only that
-    /// tenant's tokens are accepted here (others get 403).
+    /// tenant's tokens are accepted here (other tenants' access tokens get 403; their machine
+    /// tokens, which the API reports inactive to such a token, 401).
     #[arg(long, env = "VERIFIER_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<Secret>,
 
@@ -102,7 +103,8 @@ pub struct Config {
     pub leeway: u64,
 
     /// Seconds an introspection answer of the API for a machine token (`mt_…`) is reused. A
-    /// deleted machine token is dropped at once when the feed reports it.
+    /// deleted machine token, or any machine token of a deleted tenant, is refused at once
+    /// when the feed reports it.
     #[arg(long, env = "VERIFIER_MACHINE_TOKEN_TTL_SECONDS", default_value = "30", value_parser = parse_seconds)]
     pub machine_token_ttl: Duration,
 
@@ -115,8 +117,10 @@ pub struct Config {
     /// (`Forwarded`, `X-Forwarded-For`, `X-Forwarded-Host`, `X-Forwarded-Proto`,
     /// `X-Real-IP`), so a same-host reverse proxy never passes the exemption on. Otherwise a
     /// caller presents `Authorization: Bearer mt_…` with scope `verify` (401 without or with a
-    /// bad token, 403 without the scope). Default: on only when the listen address is loopback
-    /// and `VERIFIER_API_TOKEN` is unset (the zero-config dev setup).
+    /// bad token, 403 without the scope), and learns only about tokens of its own tenant
+    /// (`{"active": false}` for others) unless it holds `platform` too. A presented token is
+    /// always checked. Default: on only when the listen address is loopback and
+    /// `VERIFIER_API_TOKEN` is unset (the zero-config dev setup).
     #[arg(long, env = "VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", action = clap::ArgAction::Set)]
     pub introspect_loopback_no_token: Option<bool>,
 }
