@@ -41,12 +41,11 @@ const FORWARDING_HEADERS: [&str; 5] = [
 /// trusted proxy, and nothing says the request was forwarded.
 fn loopback_exempt(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
     let config = &state.config;
+    // An IPv4 peer of a dual-stack listener shows as `::ffff:127.0.0.1`.
+    let ip = peer.ip().to_canonical();
     config.internal_loopback_no_token()
-        && peer.ip().is_loopback()
-        && !config
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&peer.ip()))
+        && ip.is_loopback()
+        && !config.trusted_proxies.iter().any(|net| net.contains(&ip))
         && !FORWARDING_HEADERS
             .iter()
             .any(|name| headers.contains_key(*name))

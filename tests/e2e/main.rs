@@ -6,11 +6,13 @@ mod smtp;
 
 mod account;
 mod accounts;
+mod hardening;
 mod http;
 mod limits;
 mod mail;
 mod otp;
 mod proxy_nginx;
+mod regressions;
 mod reset;
 mod schema;
 mod sessions;

@@ -13,7 +13,7 @@ const REQUEST_OTP: &str =
 const VERIFY_OTP: &str = "mutation($e: String!, $c: ID!, $code: String!) { verifyOtp(input: {email: $e, challengeId: $c, code: $code}) { accessToken refreshToken user { id emails { primary } } session { id method } } }";
 
 /// An app that mails through `smtp`.
-async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
+pub(crate) async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
     let url = smtp.url();
     spawn_app_with(move |config| config.smtp_url = Some(url)).await
 }
@@ -27,7 +27,11 @@ fn code_in(text: &str, digits: usize) -> String {
 }
 
 /// Ask for a code for `email`; returns the challenge id and the code from the mail.
-async fn request(app: &TestApp, smtp: &SmtpServer, email: &str) -> (String, String, Value) {
+pub(crate) async fn request(
+    app: &TestApp,
+    smtp: &SmtpServer,
+    email: &str,
+) -> (String, String, Value) {
     let body = app.gql(REQUEST_OTP, json!({"e": email}), None).await;
     assert!(body["errors"].is_null(), "{body}");
     let challenge = body["data"]["requestOtp"].clone();
@@ -40,7 +44,7 @@ async fn request(app: &TestApp, smtp: &SmtpServer, email: &str) -> (String, Stri
     )
 }
 
-async fn verify(app: &TestApp, email: &str, challenge: &str, code: &str) -> Value {
+pub(crate) async fn verify(app: &TestApp, email: &str, challenge: &str, code: &str) -> Value {
     app.gql(
         VERIFY_OTP,
         json!({"e": email, "c": challenge, "code": code}),
