@@ -277,16 +277,7 @@ impl Auth {
     /// this tenant, or a machine token of this tenant (or with scope `platform`).
     pub async fn authenticate(&self, tenant: &Tenant, bearer: &str) -> Result<Caller> {
         if bearer.starts_with(MACHINE_TOKEN_PREFIX) {
-            let token = match self
-                .store
-                .api_token_by_hash(&crypto::token_hash(bearer))
-                .await
-            {
-                Err(StoreError::NotFound) => {
-                    return Err(Error::Unauthenticated("machine token is invalid"));
-                }
-                other => other?,
-            };
+            let token = self.machine_token(bearer).await?;
             if token.tenant_id != tenant.id && !token.scopes.contains(&Scope::Platform) {
                 return Err(Error::Forbidden(
                     "this token belongs to another tenant".into(),
@@ -330,16 +321,7 @@ impl Auth {
                 "a machine token with scope verify is needed",
             ));
         }
-        let token = match self
-            .store
-            .api_token_by_hash(&crypto::token_hash(bearer))
-            .await
-        {
-            Err(StoreError::NotFound) => {
-                return Err(Error::Unauthenticated("machine token is invalid"));
-            }
-            other => other?,
-        };
+        let token = self.machine_token(bearer).await?;
         if !token.scopes.contains(&Scope::Verify) {
             return Err(Error::Forbidden(
                 "a token with scope verify is needed".into(),
@@ -350,6 +332,18 @@ impl Auth {
         }
         let tenant = self.store.tenant_by_id(&token.tenant_id).await?;
         Ok(Reader::Tenant(tenant.slug))
+    }
+
+    /// The machine token with this secret; `UNAUTHENTICATED` when there is none.
+    async fn machine_token(&self, secret: &str) -> Result<ApiToken> {
+        match self
+            .store
+            .api_token_by_hash(&crypto::token_hash(secret))
+            .await
+        {
+            Err(StoreError::NotFound) => Err(Error::Unauthenticated("machine token is invalid")),
+            other => Ok(other?),
+        }
     }
 
     /// Verify an access token's signature and claims (not its session), reloading the keys
