@@ -216,7 +216,10 @@ impl Auth {
     }
 
     /// Mail a password-reset secret if the address has an account; the answer, and the
-    /// work done, are the same when it has none.
+    /// work done before it, are the same when it has none: the mail is rendered and sealed
+    /// for unknown addresses too, and the writes (the challenge, and for an account its mail
+    /// and audit row) happen after answering, so that the answer's timing says nothing about
+    /// the address. A write that fails then is logged; the person asks again.
     pub async fn request_password_reset(
         &self,
         tenant: &Tenant,
@@ -236,34 +239,37 @@ impl Auth {
             let separator = if url.contains('?') { '&' } else { '?' };
             format!("{url}{separator}token={token}")
         });
-        // Composed (rendered and sealed) for unknown addresses too, so that the answer takes
-        // as long; only an account's is queued.
         let mail = self.mailer.compose(
             tenant,
             &email,
             Template::PasswordReset,
             json!({ "token": token, "link": link, "expires_minutes": RESET_TTL_MS / 60_000, "email": email.as_str() }),
         )?;
-        let mail = user.is_some().then_some(mail);
         let now = now_ms();
-        let id = new_id();
-        let challenge = NewChallenge {
-            id: &id,
-            kind: ChallengeKind::Reset,
-            email: email.as_str(),
-            user_id: user.as_ref().map(|u| u.id.as_str()),
-            secret_hash: &crypto::token_hash(&token),
-            max_attempts: 1,
-            expires_at: now + RESET_TTL_MS,
-        };
-        self.store
-            .open_challenge(&tenant.id, &challenge, now, mail.as_ref())
-            .await?;
-        if let Some(user) = user {
-            self.mailer.wake();
-            // Recorded after answering, so the answer takes as long for unknown addresses.
-            let (auth, tenant, origin) = (self.clone(), tenant.clone(), origin.clone());
-            tokio::spawn(async move {
+        let secret_hash = crypto::token_hash(&token);
+        let (auth, tenant, origin) = (self.clone(), tenant.clone(), origin.clone());
+        tokio::spawn(async move {
+            let id = new_id();
+            let challenge = NewChallenge {
+                id: &id,
+                kind: ChallengeKind::Reset,
+                email: email.as_str(),
+                user_id: user.as_ref().map(|u| u.id.as_str()),
+                secret_hash: &secret_hash,
+                max_attempts: 1,
+                expires_at: now + RESET_TTL_MS,
+            };
+            let mail = user.is_some().then_some(&mail);
+            if let Err(error) = auth
+                .store
+                .open_challenge(&tenant.id, &challenge, now, mail)
+                .await
+            {
+                tracing::error!(error = %error, "password reset not recorded");
+                return;
+            }
+            if let Some(user) = user {
+                auth.mailer.wake();
                 auth.audit(
                     &tenant,
                     None,
@@ -273,8 +279,8 @@ impl Auth {
                     &origin,
                 )
                 .await;
-            });
-        }
+            }
+        });
         Ok(())
     }
 

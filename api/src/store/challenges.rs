@@ -79,7 +79,9 @@ fn challenge(row: &AnyRow) -> StoreResult<Challenge> {
 
 impl Store {
     /// Open a challenge and queue the mail that carries its secret, in one transaction;
-    /// earlier open challenges of the same kind for the address are closed (superseded).
+    /// earlier open challenges of the same kind for the address are closed (superseded), by
+    /// creation time (`now`), not commit order: a challenge that commits after a newer one
+    /// of the address is closed at once.
     pub async fn open_challenge(
         &self,
         tenant_id: &str,
@@ -90,7 +92,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
-             WHERE tenant_id = $2 AND kind = $3 AND email = $4 AND closed_at IS NULL",
+             WHERE tenant_id = $2 AND kind = $3 AND email = $4 AND closed_at IS NULL \
+             AND created_at <= $1",
         )
         .bind(now)
         .bind(tenant_id)
@@ -111,6 +114,18 @@ impl Store {
         .bind(new.max_attempts)
         .bind(now)
         .bind(new.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM challenges newer WHERE newer.tenant_id = $3 \
+             AND newer.kind = $4 AND newer.email = $5 AND newer.created_at > $1)",
+        )
+        .bind(now)
+        .bind(new.id)
+        .bind(tenant_id)
+        .bind(new.kind.as_str())
+        .bind(new.email)
         .execute(&mut *tx)
         .await?;
         if let Some(mail) = mail {
