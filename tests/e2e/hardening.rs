@@ -371,6 +371,16 @@ async fn parallel_attempts_cannot_slip_past_the_lockout() {
     );
     let right = app.sign_in(email, PASSWORD).await;
     assert_eq!(code(&right), "RATE_LIMITED", "{right}");
+
+    // Right passwords at once (tabs, devices) are never refused by the count they share.
+    let many = "many@example.com";
+    app.sign_up(many).await;
+    for _ in 0..2 {
+        let attempts = (0..4).map(|_| app.sign_in(many, PASSWORD));
+        for body in futures_util::future::join_all(attempts).await {
+            assert!(body["errors"].is_null(), "{body}");
+        }
+    }
     // The same within one batched POST, whose operations run side by side: after four
     // failures only one more attempt is checked, however many the batch holds.
     let other = "other@example.com";

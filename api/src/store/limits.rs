@@ -37,21 +37,30 @@ impl LockSchedule {
     /// The statement for `lock_ms(n)`, the lock (milliseconds, 0 for none) earned by the
     /// `n`-th consecutive failure, which must be the same for every `n >= longest_from`.
     pub fn new(lock_ms: impl Fn(i64) -> i64, longest_from: i64) -> Self {
+        // The lock's end: none (0) for a count that earns no lock, so that a concurrent
+        // attempt whose clock read came a moment earlier is not refused by it.
+        let end = |ms: i64| {
+            if ms == 0 {
+                "0".to_owned()
+            } else {
+                format!("$3 + {ms}")
+            }
+        };
         let mut arms = String::new();
         for n in 1..longest_from {
-            arms.push_str(&format!("WHEN {n} THEN {} ", lock_ms(n)));
+            arms.push_str(&format!("WHEN {n} THEN {} ", end(lock_ms(n))));
         }
-        let longest = lock_ms(longest_from);
+        let longest = end(lock_ms(longest_from));
         // $1 tenant, $2 email, $3 now, $4 now - forget. The `WHERE` of the update makes a
         // locked address return no row: nothing is counted and the attempt is refused.
         let sql = format!(
             "INSERT INTO sign_in_failures (tenant_id, email, failures, last_failure_at, locked_until) \
-             VALUES ($1, $2, 1, $3, $3 + (CASE 1 {arms}ELSE {longest} END)) \
+             VALUES ($1, $2, 1, $3, CASE 1 {arms}ELSE {longest} END) \
              ON CONFLICT (tenant_id, email) DO UPDATE SET \
              failures = CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
                ELSE sign_in_failures.failures + 1 END, \
-             locked_until = $3 + (CASE (CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
-               ELSE sign_in_failures.failures + 1 END) {arms}ELSE {longest} END), \
+             locked_until = CASE (CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
+               ELSE sign_in_failures.failures + 1 END) {arms}ELSE {longest} END, \
              last_failure_at = $3 \
              WHERE sign_in_failures.locked_until <= $3 \
              RETURNING failures"
