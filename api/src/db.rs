@@ -59,7 +59,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         3,
-        "configured roles",
+        "configured roles, revocations by time",
         include_str!("../../migrations/sqlite/0003_configured_roles.sql"),
         include_str!("../../migrations/postgres/0003_configured_roles.sql"),
     ),
