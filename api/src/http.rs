@@ -22,9 +22,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::domain::Device;
 use crate::graphql::{AuthSchema, ErrorCode, HashBudget, RequestContext};
-use crate::service::{Auth, Error as ServiceError, Origin};
-use crate::store::sessions::Device;
+use crate::service::{Auth, Error as ServiceError};
 use crate::{graphiql, internal};
 
 /// Most operations one batched request may hold.
@@ -282,7 +282,7 @@ fn label_request_errors(response: &mut BatchResponse) {
 }
 
 /// The client's address and device: `X-Forwarded-For` is believed only from trusted proxies.
-fn origin(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Origin {
+fn origin(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Device {
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -21,8 +21,8 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::crypto;
 use crate::domain::now_ms;
-use crate::feed::LOOKBACK;
 use crate::http::{AppState, bearer};
+use crate::service::feed::LOOKBACK;
 use crate::service::{Error as ServiceError, Reader};
 use crate::store::StoreError;
 

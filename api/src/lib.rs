@@ -16,15 +16,11 @@
 
 pub mod config;
 pub mod crypto;
-pub mod db;
 pub mod domain;
-pub mod feed;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod internal;
-pub mod keys;
-pub mod mail;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -29,7 +29,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = auth_api::db::Db::connect(&config.database_url, 1).await?;
+            let db = auth_api::store::Db::connect(&config.database_url, 1).await?;
             db.migrate().await?;
             println!("migrations applied");
             Ok(())
@@ -73,8 +73,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = startup::build(config.clone()).await?;
             let master = startup::master_key(&config)?;
             let prepublish = std::time::Duration::from_secs(prepublish_seconds);
-            let key = auth_api::keys::KeyRing::rotate(app.state.auth.store(), &master, prepublish)
-                .await?;
+            let key = auth_api::service::keys::KeyRing::rotate(
+                app.state.auth.store(),
+                &master,
+                prepublish,
+            )
+            .await?;
             println!(
                 "new signing key: {} (signs in {prepublish_seconds} s)",
                 key.kid

@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::db::{Backend, Db};
-use crate::feed::Feed;
 use crate::http::{AppState, router};
-use crate::keys::KeyRing;
-use crate::mail::Mailer;
+use crate::service::feed::Feed;
+use crate::service::keys::KeyRing;
+use crate::service::mail::Mailer;
 use crate::service::{Auth, passwords};
 use crate::store::Store;
+use crate::store::{Backend, Db};
 
 /// A built application: database migrated, default tenant and signing key in place.
 pub struct App {
@@ -89,7 +89,7 @@ pub async fn run(
 /// `auth-api keys rotate` or another replica takes effect here. (A withdrawn key is acted on
 /// at once: the feed poller reloads when it sees the `key` entry.)
 async fn reload_keys_periodically(auth: Auth) {
-    let mut tick = tokio::time::interval(crate::keys::RELOAD_EVERY);
+    let mut tick = tokio::time::interval(crate::service::keys::RELOAD_EVERY);
     tick.tick().await;
     loop {
         tick.tick().await;

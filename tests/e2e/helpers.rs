@@ -279,7 +279,7 @@ impl TestApp {
 
     /// A store over the app's database, for looking behind the API.
     pub async fn store(&self) -> auth_api::store::Store {
-        let db = auth_api::db::Db::connect(&self.db.url, 1)
+        let db = auth_api::store::Db::connect(&self.db.url, 1)
             .await
             .expect("database reachable");
         auth_api::store::Store::new(db)

@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-use auth_api::db::Db;
+use auth_api::domain::Composed;
 use auth_api::domain::{Email, MailTemplate, Tenant};
-use auth_api::mail::{Composed, Mailer, Template};
+use auth_api::service::mail::{Mailer, Template};
+use auth_api::store::Db;
 use auth_api::store::Store;
 use auth_api::store::outbox::{OutboxRow, insert_mail};
 use serde_json::json;

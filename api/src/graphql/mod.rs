@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_graphql::{Context, EmptySubscription, Schema};
 use tokio::sync::OnceCell;
 
+use crate::domain::Device;
 use crate::domain::Tenant;
-use crate::service::{Auth, Caller, Origin};
+use crate::service::{Auth, Caller};
 
 pub use error::{ErrorCode, GqlResultExt};
 
@@ -83,7 +84,7 @@ pub struct RequestContext {
     /// The bearer token, if any; checked on first use.
     pub bearer: Option<String>,
     /// Where the request comes from.
-    pub origin: Origin,
+    pub origin: Device,
     hashes: HashBudget,
     caller: OnceCell<Result<Caller, async_graphql::Error>>,
 }
@@ -91,7 +92,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// A context for one operation of an HTTP request; every operation of the request gets
     /// a clone of the same `hashes`.
-    pub fn new(tenant: Tenant, bearer: Option<String>, origin: Origin, hashes: HashBudget) -> Self {
+    pub fn new(tenant: Tenant, bearer: Option<String>, origin: Device, hashes: HashBudget) -> Self {
         Self {
             tenant,
             bearer,

@@ -5,9 +5,8 @@ use async_graphql::{
 };
 
 use super::{GqlResultExt, caller, parts};
-use crate::domain::Millis;
+use crate::domain::{self, Millis};
 use crate::service::{self, Caller, Issued};
-use crate::store;
 
 /// RFC 3339 time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +70,7 @@ impl AuthPayload {
 }
 
 /// A user of the tenant.
-pub struct User(pub store::users::User);
+pub struct User(pub domain::User);
 
 /// A person's name.
 #[derive(SimpleObject)]
@@ -185,14 +184,14 @@ impl User {
 /// A signed-in device.
 pub struct Session {
     /// The record.
-    pub session: store::sessions::Session,
+    pub session: domain::Session,
     /// Whether it is the caller's own.
     pub current: bool,
 }
 
 impl Session {
     /// Wrap a record, marking whether it is the caller's session.
-    pub fn for_caller(session: store::sessions::Session, caller: &Caller) -> Self {
+    pub fn for_caller(session: domain::Session, caller: &Caller) -> Self {
         let current =
             matches!(caller, Caller::User { session_id, .. } if *session_id == session.id);
         Self { session, current }
@@ -255,7 +254,7 @@ impl Session {
 }
 
 /// A machine token, without its secret.
-pub struct ApiToken(pub store::api_tokens::ApiToken);
+pub struct ApiToken(pub domain::ApiToken);
 
 #[Object]
 impl ApiToken {
@@ -288,7 +287,7 @@ pub struct CreatedApiToken {
     /// The token's `mt_…` secret: store it now.
     pub secret: String,
     #[graphql(skip)]
-    pub token: store::api_tokens::ApiToken,
+    pub token: domain::ApiToken,
 }
 
 #[ComplexObject]
@@ -436,7 +435,7 @@ pub struct CreateTenantInput {
 /// Read the caller and wrap sessions for them.
 pub(crate) async fn sessions_for(
     ctx: &Context<'_>,
-    sessions: Vec<store::sessions::Session>,
+    sessions: Vec<domain::Session>,
 ) -> async_graphql::Result<Vec<Session>> {
     let caller = caller(ctx).await?;
     Ok(sessions

@@ -4,7 +4,7 @@
 //! once.
 
 use super::limits::Guarded;
-use super::{Auth, Caller, Error, Origin, Result, passwords, user_of};
+use super::{Auth, Caller, Device, Error, Result, passwords, user_of};
 use crate::domain::{Password, Tenant};
 use crate::store::StoreError;
 
@@ -19,7 +19,7 @@ impl Auth {
         caller: &Caller,
         current: &str,
         new: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let Caller::User {
             user_id,
@@ -83,7 +83,7 @@ impl Auth {
         &self,
         tenant: &Tenant,
         caller: &Caller,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let user_id = user_of(caller)?.to_owned();
         self.delete_user(tenant, caller, &user_id, origin).await
@@ -96,7 +96,7 @@ impl Auth {
         tenant: &Tenant,
         caller: &Caller,
         user_id: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<u64> {
         self.existing_user(tenant, user_id).await?;
         let count = self.revoke_user(tenant, user_id, "admin_revoked").await?;
@@ -120,7 +120,7 @@ impl Auth {
         tenant: &Tenant,
         caller: &Caller,
         user_id: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let revoking = self.revoking(tenant, "account_deleted");
         match self.store.delete_user(revoking, user_id).await {

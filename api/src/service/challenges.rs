@@ -4,13 +4,14 @@
 use serde_json::json;
 
 use super::limits::Guarded;
-use super::{Auth, Error, Issued, Origin, Result};
+use super::mail::Template;
+use super::{Auth, Device, Error, Issued, Result};
 use crate::crypto;
+use crate::domain::User;
 use crate::domain::{Email, Millis, Password, Tenant, new_id, now_ms};
-use crate::mail::Template;
 use crate::store::StoreError;
 use crate::store::challenges::{ChallengeKind, NewChallenge};
-use crate::store::users::{NewUser, User};
+use crate::store::users::NewUser;
 
 /// Lifetime of a password-reset secret.
 const RESET_TTL_MS: i64 = 3_600_000;
@@ -55,7 +56,7 @@ impl Auth {
         &self,
         tenant: &Tenant,
         email: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<OtpChallenge> {
         self.throttle(tenant, Guarded::RequestOtp, email, origin)
             .await?;
@@ -108,7 +109,7 @@ impl Auth {
         email: &str,
         challenge_id: &str,
         code: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<Issued> {
         self.throttle(tenant, Guarded::VerifyOtp, email, origin)
             .await?;
@@ -196,7 +197,7 @@ impl Auth {
         tenant: &Tenant,
         user: &mut User,
         email: &Email,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let revoking = self.revoking(tenant, "email_proven");
         if !self.store.prove_email(revoking, &user.id, email).await? {
@@ -224,7 +225,7 @@ impl Auth {
         &self,
         tenant: &Tenant,
         email: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         self.throttle(tenant, Guarded::RequestPasswordReset, email, origin)
             .await?;
@@ -291,7 +292,7 @@ impl Auth {
         tenant: &Tenant,
         token: &str,
         new_password: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<Issued> {
         let secret_hash = crypto::token_hash(token.trim());
         let Some(email) = self

@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use super::{Auth, Error, Origin, Result};
+use super::{Auth, Device, Error, Result};
 use crate::crypto;
 use crate::domain::{Email, Tenant, now_ms};
 use crate::store::limits::{Bucket, LockSchedule};
@@ -92,7 +92,7 @@ impl Auth {
         tenant: &Tenant,
         op: Guarded,
         email: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let factor = self.config.rate_limit_factor;
         if factor == 0.0 {

@@ -3,7 +3,10 @@
 
 mod account;
 mod challenges;
+pub mod feed;
+pub mod keys;
 mod limits;
+pub mod mail;
 pub mod passwords;
 
 pub use challenges::OtpChallenge;
@@ -17,15 +20,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::crypto::{self, MasterKey};
-use crate::domain::{ADMIN_ROLE, Email, Invalid, Password, Scope, Tenant, TenantSlug, now_ms};
-use crate::feed::Feed;
-use crate::keys::KeyRing;
-use crate::mail::Mailer;
-use crate::store::api_tokens::ApiToken;
+use crate::domain::{
+    ADMIN_ROLE, ApiToken, Device, Email, Invalid, Password, Scope, Session, Tenant, TenantSlug,
+    User, now_ms,
+};
 use crate::store::audit::AuditEvent;
-use crate::store::sessions::{Device, NewSession, Revoking, Rotation, Session};
-use crate::store::users::{NewUser, User};
+use crate::store::sessions::{NewSession, Revoking, Rotation};
+use crate::store::users::NewUser;
 use crate::store::{Store, StoreError};
+use feed::Feed;
+use keys::KeyRing;
+use mail::Mailer;
 
 /// What a service call can fail with. Each variant names the `extensions.code` the client
 /// sees; internal errors are logged whole and answered with a generic message.
@@ -192,9 +197,6 @@ impl Reader {
         entry.kind == RevocationKind::Key || self.sees(&entry.tenant)
     }
 }
-
-/// Where a request comes from, for sessions and the audit log.
-pub type Origin = Device;
 
 /// The authentication service.
 #[derive(Clone)]
@@ -373,7 +375,7 @@ impl Auth {
         email: &str,
         password: &str,
         name: Option<&str>,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<Issued> {
         let email = Email::parse(email)?;
         self.check_lists(tenant, &email)?;
@@ -416,7 +418,7 @@ impl Auth {
         tenant: &Tenant,
         email: &str,
         password: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<Issued> {
         self.throttle(tenant, Guarded::SignIn, email, origin)
             .await?;
@@ -596,7 +598,7 @@ impl Auth {
         user: User,
         method: &str,
         action: &str,
-        origin: &Origin,
+        origin: &Device,
         forget_attempts_of: Option<&Email>,
     ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
@@ -708,7 +710,7 @@ impl Auth {
         tenant: &Tenant,
         caller: &Caller,
         id: &str,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<()> {
         let user_id = user_of(caller)?;
         if !self
@@ -732,7 +734,7 @@ impl Auth {
     }
 
     /// End the caller's own session.
-    pub async fn sign_out(&self, tenant: &Tenant, caller: &Caller, origin: &Origin) -> Result<()> {
+    pub async fn sign_out(&self, tenant: &Tenant, caller: &Caller, origin: &Device) -> Result<()> {
         let Caller::User { session_id, .. } = caller else {
             return Err(Error::Forbidden(
                 "only a signed-in user can sign out".into(),
@@ -747,7 +749,7 @@ impl Auth {
         &self,
         tenant: &Tenant,
         caller: &Caller,
-        origin: &Origin,
+        origin: &Device,
     ) -> Result<u64> {
         let user_id = user_of(caller)?.to_owned();
         let count = self.revoke_user(tenant, &user_id, "revoked_all").await?;
@@ -898,7 +900,7 @@ impl Auth {
         tenant: &Tenant,
         action: &str,
         user_id: &str,
-        origin: &Origin,
+        origin: &Device,
         detail: serde_json::Value,
     ) {
         let event = AuditEvent {
@@ -920,7 +922,7 @@ impl Auth {
         action: &str,
         user_id: &str,
         session_id: Option<&str>,
-        origin: &Origin,
+        origin: &Device,
     ) {
         let event = AuditEvent {
             action,

@@ -7,24 +7,7 @@ use auth_verifier::token::RevocationKind;
 
 use super::revocations::{entry, record};
 use super::{Store, StoreError, StoreResult, some_row};
-use crate::domain::{Millis, Scope, Tenant, new_id, now_ms};
-
-/// A machine token, without its secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    /// Token id.
-    pub id: String,
-    /// Tenant it acts in.
-    pub tenant_id: String,
-    /// Name given at creation.
-    pub name: String,
-    /// What it may do.
-    pub scopes: Vec<Scope>,
-    /// Creation time.
-    pub created_at: Millis,
-    /// Last time it authenticated a request.
-    pub last_used_at: Option<Millis>,
-}
+use crate::domain::{ApiToken, Scope, Tenant, new_id, now_ms};
 
 fn api_token(row: &AnyRow) -> StoreResult<ApiToken> {
     let scopes: String = row.try_get("scopes")?;

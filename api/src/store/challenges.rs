@@ -9,8 +9,8 @@ use super::outbox::insert_mail;
 use super::sessions::{Revoking, end_user_sessions};
 use super::users::mark_verified;
 use super::{Store, StoreError, StoreResult};
+use crate::domain::Composed;
 use crate::domain::Millis;
-use crate::mail::Composed;
 
 /// What a challenge is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

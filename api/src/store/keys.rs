@@ -22,7 +22,7 @@ pub struct StoredKey {
     /// Creation time.
     pub created_at: Millis,
     /// When a newer key replaced it (or will: a rotation publishes the new key before it
-    /// signs, see [`crate::keys::KeyRing::rotate`]).
+    /// signs, see [`crate::service::keys::KeyRing::rotate`]).
     pub retired_at: Option<Millis>,
 }
 

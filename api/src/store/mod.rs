@@ -1,19 +1,22 @@
 //! All SQL, one file per aggregate. Every function takes the tenant it works in, returns
 //! domain values, and fails with a [`StoreError`] that knows nothing of HTTP or GraphQL.
-//! Queries are written once for both databases (see [`crate::db`]).
+//! Queries are written once for both databases (see [`db`]).
 
 pub mod api_tokens;
 pub mod audit;
 pub mod challenges;
+pub mod db;
 pub mod keys;
 pub mod limits;
+pub mod migrations;
+mod notify;
 pub mod outbox;
 pub mod revocations;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-use crate::db::Db;
+pub use db::{Backend, Db};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! The mail outbox: rows written in the same transaction as whatever the mail announces,
-//! then claimed, sent and closed by the delivery worker ([`crate::mail::Mailer::run`]).
+//! then claimed, sent and closed by the delivery worker ([`crate::service::mail::Mailer::run`]).
 //!
 //! Claiming is safe across API replicas on one PostgreSQL: a claim sets a lease
 //! (`locked_until`) with a guard on the lease in the same `UPDATE`, so two workers racing
@@ -10,8 +10,8 @@
 use sqlx::Row;
 
 use super::{Store, StoreResult};
+use crate::domain::Composed;
 use crate::domain::Millis;
-use crate::mail::Composed;
 
 /// Queue a composed mail through any executor (usually the caller's transaction).
 pub async fn insert_mail<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(

@@ -66,9 +66,9 @@ fn defaults(template: Template) -> (&'static str, &'static str, &'static str) {
     macro_rules! parts {
         ($name:literal) => {
             (
-                include_str!(concat!("../../templates/mail/", $name, ".subject.txt")),
-                include_str!(concat!("../../templates/mail/", $name, ".txt")),
-                include_str!(concat!("../../templates/mail/", $name, ".html")),
+                include_str!(concat!("../../../templates/mail/", $name, ".subject.txt")),
+                include_str!(concat!("../../../templates/mail/", $name, ".txt")),
+                include_str!(concat!("../../../templates/mail/", $name, ".html")),
             )
         };
     }
@@ -82,8 +82,8 @@ fn defaults(template: Template) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-const LAYOUT_TEXT: &str = include_str!("../../templates/mail/layout.txt");
-const LAYOUT_HTML: &str = include_str!("../../templates/mail/layout.html");
+const LAYOUT_TEXT: &str = include_str!("../../../templates/mail/layout.txt");
+const LAYOUT_HTML: &str = include_str!("../../../templates/mail/layout.html");
 
 /// Render `template` for `tenant` with the service's `vars`. `default_from` is the sender
 /// when the branding names none or an invalid one. Fails only when a shipped template

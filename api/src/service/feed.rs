@@ -15,13 +15,10 @@ use std::time::Duration;
 use auth_verifier::token::{RevocationEntry, RevocationKind};
 use tokio::sync::{Notify, broadcast};
 
-use crate::db::Backend;
+use super::keys::KeyRing;
 use crate::domain::{Millis, now_ms};
-use crate::keys::KeyRing;
 use crate::store::Store;
 
-/// The PostgreSQL channel replicas notify each other on.
-const CHANNEL: &str = "auth_revocations";
 /// How often the poller looks at the database without being woken.
 const TICK: Duration = Duration::from_secs(1);
 /// How far back every read of the feed looks, whatever the seq it resumes after: longer
@@ -52,16 +49,7 @@ impl Feed {
     /// through PostgreSQL `NOTIFY`. A lost wake-up only delays an entry until the next tick.
     pub async fn announce(&self) {
         self.wake.notify_one();
-        if self.store.db().backend == Backend::Postgres {
-            let notified = sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&self.store.db().pool)
-                .await;
-            if let Err(error) = notified {
-                // The other replicas' pollers still find the entry on their next tick.
-                tracing::warn!(error = %error, "revocation notify failed");
-            }
-        }
+        self.store.notify_revocations().await;
     }
 
     /// New entries as this replica learns of them. A lagging receiver must reload.
@@ -84,8 +72,9 @@ impl Feed {
         // every poll re-reads what was written in the last LOOKBACK whatever its seq, and
         // passes on only the seqs it has not passed on before.
         let mut seen: HashMap<i64, Millis> = HashMap::new();
-        let listener = (self.store.db().backend == Backend::Postgres)
-            .then(|| spawn_listener(database_url, self.wake.clone()));
+        let listener = self
+            .store
+            .listen_revocations(database_url, self.wake.clone());
         loop {
             let from = now_ms() - LOOKBACK.as_millis() as Millis;
             match self.store.revocations_since(cursor, from).await {
@@ -113,46 +102,4 @@ impl Feed {
             }
         }
     }
-}
-
-/// Listen for other replicas' notifications and wake the poller. sqlx reconnects the
-/// listener by itself; `try_recv` returning `None` marks a reconnect, after which the poller
-/// is woken to reload what may have been missed.
-fn spawn_listener(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
-                Ok(listener) => listener,
-                Err(error) => {
-                    tracing::warn!(error = %error, "revocation listener cannot connect");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            if let Err(error) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %error, "LISTEN failed");
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-            backoff = Duration::from_millis(100);
-            // LISTEN is in place: reload anything committed while we were not listening.
-            wake.notify_one();
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(_)) => wake.notify_one(),
-                    Ok(None) => {
-                        tracing::warn!("revocation listener reconnecting");
-                        listener.listen(CHANNEL).await.ok();
-                        wake.notify_one();
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = %error, "revocation listener failed");
-                        break;
-                    }
-                }
-            }
-        }
-    })
 }

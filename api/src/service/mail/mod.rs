@@ -25,7 +25,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::domain::{Email, Tenant, new_id, now_ms};
+use crate::domain::{Composed, Email, Tenant, new_id, now_ms};
 use crate::store::Store;
 use crate::store::outbox::ClaimedMail;
 use render::Rendered;
@@ -85,23 +85,6 @@ impl Template {
             Self::ChangePrimaryEmail => "changePrimaryEmail",
         }
     }
-}
-
-/// A rendered mail, sealed, ready to be inserted into the outbox.
-#[derive(Debug, Clone)]
-pub struct Composed {
-    /// Outbox row id.
-    pub id: String,
-    /// Tenant it is sent for.
-    pub tenant_id: String,
-    /// Template name.
-    pub template: &'static str,
-    /// Recipient address.
-    pub recipient: String,
-    /// The message (sender, subject, bodies) sealed with the master key.
-    pub sealed: String,
-    /// When it was composed.
-    pub created_at: i64,
 }
 
 /// Composes mail and delivers the outbox.

@@ -1,0 +1,129 @@
+//! Tenants: their slugs, their records and their own settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Email, Invalid, Millis};
+
+/// A tenant's slug: 1 to 63 lower-case letters, digits and dashes, starting with a letter
+/// or digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    /// The tenant that always exists.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Parse a slug.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 63
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid(
+                "tenant must be 1-63 lower-case letters, digits or dashes".into(),
+            ))
+        }
+    }
+
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Internal id.
+    pub id: String,
+    /// Public slug, carried in tokens as `tid` and named by `X-Tenant`.
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Millis,
+    /// Sign-in rules, branding and mail templates.
+    pub settings: TenantSettings,
+}
+
+/// A tenant's own rules, stored as JSON with the tenant; every field has a default, so an
+/// empty object is a complete configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TenantSettings {
+    /// Digits in an emailed sign-in code.
+    pub otp_length: u32,
+    /// Lifetime of a sign-in code, in seconds.
+    pub otp_ttl_seconds: i64,
+    /// Wrong codes a challenge survives; the next wrong one kills it.
+    pub max_login_attempts: u32,
+    /// When not empty, only these emails and domains (`example.com` or `@example.com`) may
+    /// create accounts or receive sign-in codes.
+    pub allow_list: Vec<String>,
+    /// Emails and domains that may never create accounts or receive codes.
+    pub deny_list: Vec<String>,
+    /// Link in password-reset mail; the token is appended as `token=…`. Unset: the mail
+    /// carries the token alone.
+    pub password_reset_url: Option<String>,
+    /// How mail looks.
+    pub branding: Branding,
+    /// Mail templates replacing the shipped ones, by template name (`signin`, …).
+    pub templates: std::collections::BTreeMap<String, MailTemplate>,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            otp_length: 6,
+            otp_ttl_seconds: 600,
+            max_login_attempts: 3,
+            allow_list: Vec::new(),
+            deny_list: Vec::new(),
+            password_reset_url: None,
+            branding: Branding::default(),
+            templates: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// A tenant's look in mail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Branding {
+    /// Product name shown in mail; the tenant's name when unset.
+    pub product_name: Option<String>,
+    /// Logo URL for HTML mail.
+    pub logo_url: Option<String>,
+    /// Accent colour for HTML mail, e.g. `#2f6fed`.
+    pub primary_color: Option<String>,
+    /// Sender, e.g. `Acme <no-reply@acme.test>`; `AUTH_MAIL_FROM` when unset.
+    pub mail_from: Option<String>,
+    /// Where people can ask for help.
+    pub support_email: Option<String>,
+}
+
+/// One mail template: minijinja sources for the subject and the bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailTemplate {
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Plain-text body.
+    pub text: Option<String>,
+    /// HTML body.
+    pub html: Option<String>,
+}
+
+impl TenantSettings {
+    /// Whether the lists let `email` create an account or receive a code: not deny-listed,
+    /// and allow-listed when there is an allow list.
+    pub fn admits(&self, email: &Email) -> bool {
+        let matches = |list: &[String]| list.iter().any(|entry| email.matches_pattern(entry));
+        !matches(&self.deny_list) && (self.allow_list.is_empty() || matches(&self.allow_list))
+    }
+}

@@ -1,0 +1,214 @@
+//! The schema's migrations, embedded in the binary. 0001 and 0002 were written once per
+//! database (`migrations/sqlite/`, `migrations/postgres/`, identical but for the words that
+//! differ, which a test checks); from 0003 on each migration is one file in `migrations/`,
+//! written in the words both databases share, with the few that differ spelled as
+//! placeholders that [`dialect`] substitutes per backend.
+
+use std::borrow::Cow;
+
+use anyhow::Context as _;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use super::db::{Backend, Db};
+
+/// One migration: version, description and its SQL, per backend or shared.
+struct Step {
+    version: i64,
+    description: &'static str,
+    sql: Sql,
+}
+
+enum Sql {
+    /// Written once per database (the migrations applied before the shared form).
+    PerBackend {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+    /// Written once, placeholders substituted by [`dialect`].
+    Shared(&'static str),
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "init",
+        sql: Sql::PerBackend {
+            sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+            postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+        },
+    },
+    Step {
+        version: 2,
+        description: "mail challenges limits",
+        sql: Sql::PerBackend {
+            sqlite: include_str!("../../../migrations/sqlite/0002_mail_challenges_limits.sql"),
+            postgres: include_str!("../../../migrations/postgres/0002_mail_challenges_limits.sql"),
+        },
+    },
+    Step {
+        version: 3,
+        description: "configured roles, revocations by time",
+        sql: Sql::Shared(include_str!(
+            "../../../migrations/0003_configured_roles.sql"
+        )),
+    },
+];
+
+/// The words that differ between the databases, as placeholders in shared migrations and
+/// their spelling per backend.
+const WORDS: &[(&str, &str, &str)] = &[
+    // (placeholder, SQLite, PostgreSQL)
+    (
+        "{serial_primary_key}",
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGSERIAL PRIMARY KEY",
+    ),
+];
+
+/// A shared migration's SQL for `backend`.
+fn dialect(sql: &str, backend: Backend) -> String {
+    WORDS
+        .iter()
+        .fold(sql.to_owned(), |sql, (placeholder, sqlite, postgres)| {
+            let word = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            sql.replace(placeholder, word)
+        })
+}
+
+impl Step {
+    fn sql(&self, backend: Backend) -> Cow<'static, str> {
+        match (&self.sql, backend) {
+            (Sql::PerBackend { sqlite, .. }, Backend::Sqlite) => Cow::Borrowed(*sqlite),
+            (Sql::PerBackend { postgres, .. }, Backend::Postgres) => Cow::Borrowed(*postgres),
+            (Sql::Shared(sql), backend) => Cow::Owned(dialect(sql, backend)),
+        }
+    }
+}
+
+impl Db {
+    /// Apply the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrations = STEPS
+            .iter()
+            .map(|step| {
+                let sql = match step.sql(self.backend) {
+                    Cow::Borrowed(sql) => sql.into_sql_str(),
+                    Cow::Owned(sql) => sqlx::AssertSqlSafe(sql).into_sql_str(),
+                };
+                Migration::new(
+                    step.version,
+                    Cow::Borrowed(step.description),
+                    MigrationType::Simple,
+                    sql,
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .context("applying migrations failed")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+    }
+
+    fn sql_files(dir: &std::path::Path) -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let mut expected = Vec::new();
+        for backend in ["sqlite", "postgres"] {
+            for file in sql_files(&root().join(backend)) {
+                let text = std::fs::read_to_string(root().join(backend).join(&file)).unwrap();
+                expected.push((backend, file, text));
+            }
+        }
+        for file in sql_files(&root()) {
+            let text = std::fs::read_to_string(root().join(&file)).unwrap();
+            expected.push(("shared", file, text));
+        }
+        let mut embedded = Vec::new();
+        for step in STEPS {
+            match &step.sql {
+                Sql::PerBackend { sqlite, postgres } => {
+                    embedded.push((step.version, "sqlite", *sqlite));
+                    embedded.push((step.version, "postgres", *postgres));
+                }
+                Sql::Shared(sql) => embedded.push((step.version, "shared", *sql)),
+            }
+        }
+        assert_eq!(expected.len(), embedded.len(), "{expected:?}");
+        for (backend, file, text) in &expected {
+            let found = embedded.iter().find(|(version, b, sql)| {
+                b == backend && sql == text && file.starts_with(&format!("{version:04}_"))
+            });
+            assert!(
+                found.is_some(),
+                "{backend}/{file} is not embedded under its version"
+            );
+        }
+        let versions: Vec<i64> = STEPS.iter().map(|s| s.version).collect();
+        assert!(
+            versions.windows(2).all(|w| w[1] == w[0] + 1),
+            "{versions:?}"
+        );
+    }
+
+    /// The two trees describe the same schema: equal once comments are dropped and the
+    /// per-database words are written as their placeholders.
+    #[test]
+    fn both_databases_get_the_same_schema() {
+        let normalise = |sql: &str, backend: usize| {
+            let mut sql: String = sql
+                .lines()
+                .map(|line| line.split("--").next().unwrap_or_default().trim_end())
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n");
+            for (placeholder, sqlite, postgres) in WORDS {
+                sql = sql.replace([*sqlite, *postgres][backend], placeholder);
+            }
+            sql
+        };
+        for step in STEPS {
+            if let Sql::PerBackend { sqlite, postgres } = &step.sql {
+                assert_eq!(
+                    normalise(sqlite, 0),
+                    normalise(postgres, 1),
+                    "migration {} differs beyond the known words",
+                    step.version
+                );
+            }
+            for backend in [Backend::Sqlite, Backend::Postgres] {
+                let sql = step.sql(backend);
+                assert!(
+                    WORDS
+                        .iter()
+                        .all(|(placeholder, ..)| !sql.contains(placeholder)),
+                    "migration {}: a placeholder left for {backend:?}",
+                    step.version
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Replicas telling each other that revocations were committed: PostgreSQL `LISTEN` /
+//! `NOTIFY` on one channel; on SQLite (one process) there is no one else to tell, and the
+//! feed's own wake-up is all there is. Every database difference of the feed lives here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::Store;
+use super::db::Backend;
+
+/// The PostgreSQL channel replicas notify each other on.
+const CHANNEL: &str = "auth_revocations";
+
+impl Store {
+    /// Tell the other replicas that revocations were committed. A lost notification only
+    /// delays an entry until their pollers' next tick, so a failure is logged, not returned.
+    pub async fn notify_revocations(&self) {
+        if self.db().backend != Backend::Postgres {
+            return;
+        }
+        let notified = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANNEL)
+            .execute(self.pool())
+            .await;
+        if let Err(error) = notified {
+            tracing::warn!(error = %error, "revocation notify failed");
+        }
+    }
+
+    /// Wake `wake` whenever another replica commits revocations (and after every reconnect
+    /// of the listener, when notifications may have been missed); `None` on SQLite, where
+    /// there are no other replicas.
+    pub fn listen_revocations(
+        &self,
+        database_url: String,
+        wake: Arc<Notify>,
+    ) -> Option<JoinHandle<()>> {
+        (self.db().backend == Backend::Postgres).then(|| spawn_listener(database_url, wake))
+    }
+}
+
+/// Listen for other replicas' notifications and wake the poller. sqlx reconnects the
+/// listener by itself; `try_recv` returning `None` marks a reconnect, after which the poller
+/// is woken to reload what may have been missed.
+fn spawn_listener(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect(&database_url).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(error = %error, "revocation listener cannot connect");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %error, "LISTEN failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            // LISTEN is in place: reload anything committed while we were not listening.
+            wake.notify_one();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(None) => {
+                        tracing::warn!("revocation listener reconnecting");
+                        listener.listen(CHANNEL).await.ok();
+                        wake.notify_one();
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "revocation listener failed");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
