@@ -2,8 +2,9 @@
 # Load benchmark of auth-verifier (release build) with wrk, beside a bare hyper server that
 # answers 200 with nothing else: same machine, same connections, same run. The verifier
 # follows a stand-in issuer (verifier-bench issuer) with its own key, so 100,000 distinct
-# tokens can be minted in a second. Prints the figures as a Markdown table (and writes it to
-# $OUT if set); bench/verifier/RESULTS.md collects the runs.
+# tokens can be minted in a second; both helpers are binaries of the auth-bench crate (bench/).
+# Prints the figures as a Markdown table (and writes it to $OUT if set);
+# bench/verifier/RESULTS.md collects the runs.
 #
 #   bench/verifier/run.sh     # DURATION=10s CONNS=64 ROUNDS=2 TOKENS=100000 SAMPLES=200 OUT=
 #
@@ -22,8 +23,10 @@ ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
-cargo build --release -q -p auth-verifier --bins
-bin=target/release
+# The verifier as deployed, and the bench crate's drivers (bench/src/bin: bare-hyper,
+# verifier-bench), which are never linked into it.
+cargo build --release -q -p auth-verifier -p auth-bench
+bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }

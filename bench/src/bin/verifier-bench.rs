@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use auth_verifier::token::{
-    AccessClaims, Jwk, JwkSet, RevocationEntry, RevocationKind, RevocationList,
-};
+use auth_protocol::{AccessClaims, Discovery, Jwk, JwkSet, RevocationEntry, RevocationList};
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -108,52 +106,61 @@ async fn issuer(addr: &str, tokens_file: &str, n: usize) -> anyhow::Result<()> {
         .route(
             "/.well-known/openid-configuration",
             get(|State(st): State<Arc<Issuer>>| async move {
-                axum::Json(serde_json::json!({"issuer": st.base, "jwks_uri": format!("{}/.well-known/jwks.json", st.base)}))
+                axum::Json(Discovery::new(&st.base, ["EdDSA"]))
             }),
         )
         .route(
             "/.well-known/jwks.json",
             get(|State(st): State<Arc<Issuer>>| async move {
-                axum::Json(JwkSet { keys: vec![st.jwk.clone()] })
+                axum::Json(JwkSet {
+                    keys: vec![st.jwk.clone()],
+                })
             }),
         )
         .route(
             "/internal/revocations",
             get(|State(st): State<Arc<Issuer>>| async move {
                 let entries = st.entries.lock().map(|e| e.clone()).unwrap_or_default();
-                axum::Json(RevocationList { cursor: st.seq.load(Ordering::SeqCst), entries })
+                axum::Json(RevocationList {
+                    cursor: st.seq.load(Ordering::SeqCst),
+                    entries,
+                })
             }),
         )
         .route(
             "/internal/revocations/stream",
             get(|State(st): State<Arc<Issuer>>| async move {
                 let rx = tokio_stream_from(st.tx.subscribe());
-                Sse::new(rx).keep_alive(KeepAlive::new().interval(Duration::from_secs(5)).text("ping"))
+                Sse::new(rx).keep_alive(
+                    KeepAlive::new()
+                        .interval(Duration::from_secs(5))
+                        .text("ping"),
+                )
             }),
         )
         .route(
             "/mint",
-            get(|State(st): State<Arc<Issuer>>, Query(q): Query<Sid>| async move {
-                st.mint(&q.sid).unwrap_or_default()
-            }),
+            get(
+                |State(st): State<Arc<Issuer>>, Query(q): Query<Sid>| async move {
+                    st.mint(&q.sid).unwrap_or_default()
+                },
+            ),
         )
         .route(
             "/revoke",
-            post(|State(st): State<Arc<Issuer>>, Query(q): Query<Sid>| async move {
-                let entry = RevocationEntry {
-                    seq: st.seq.fetch_add(1, Ordering::SeqCst) + 1,
-                    kind: RevocationKind::Session,
-                    tenant: "default".into(),
-                    id: q.sid,
-                    iat_cutoff: None,
-                    expires_at: now() + 3600,
-                };
-                if let Ok(mut e) = st.entries.lock() {
-                    e.push(entry.clone());
-                }
-                let _ = st.tx.send(entry);
-                "ok"
-            }),
+            post(
+                |State(st): State<Arc<Issuer>>, Query(q): Query<Sid>| async move {
+                    let entry = RevocationEntry {
+                        seq: st.seq.fetch_add(1, Ordering::SeqCst) + 1,
+                        ..RevocationEntry::session("default", q.sid, now() + 3600)
+                    };
+                    if let Ok(mut e) = st.entries.lock() {
+                        e.push(entry.clone());
+                    }
+                    let _ = st.tx.send(entry);
+                    "ok"
+                },
+            ),
         )
         .with_state(st);
     axum::serve(listener, app).await?;
