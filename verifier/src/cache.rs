@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use crate::verify::{Identity, now_ms};
+use crate::clock::now_ms;
+use crate::identity::Identity;
 
 /// A token's cache key: the first 128 bits of its SHA-256, so tokens themselves are never kept.
 pub type TokenKey = u128;
@@ -109,8 +110,8 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::AccessClaims;
-    use crate::verify::now_secs;
+    use crate::clock::now_secs;
+    use auth_protocol::AccessClaims;
 
     fn identity(exp: i64) -> Arc<Identity> {
         let c = AccessClaims {

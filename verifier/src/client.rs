@@ -4,46 +4,9 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use auth_protocol::{Discovery, Introspection, JwkSet, RevocationList, Secret};
 
-use crate::Error;
-use crate::config::Secret;
-use crate::token::{JwkSet, RevocationList};
-
-/// The part of `/.well-known/openid-configuration` the verifier reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Discovery {
-    /// The `iss` of every token.
-    pub issuer: String,
-}
-
-/// The API's RFC 7662 answer, as far as the verifier uses it.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-pub struct Introspection {
-    /// Whether the token is active.
-    pub active: bool,
-    /// `access_token` or `machine_token`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_type: Option<String>,
-    /// Machine-token id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    /// Tenant slug.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tid: Option<String>,
-    /// Space-separated scopes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-    /// Subject, when the API names one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    /// Expiry, seconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-    /// Issued at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
-}
+use crate::error::Error;
 
 /// Client of the API at one base URL.
 #[derive(Debug, Clone)]
@@ -150,7 +113,7 @@ impl ApiClient {
             return Ok(Some(OwnToken::Refused(status.as_u16())));
         }
         let resp = resp.error_for_status()?;
-        Ok(Some(OwnToken::Answered(resp.json().await?)))
+        Ok(Some(OwnToken::Answered(Box::new(resp.json().await?))))
     }
 }
 
@@ -158,17 +121,8 @@ impl ApiClient {
 #[derive(Debug, Clone)]
 pub enum OwnToken {
     /// The API answered the introspection of the token.
-    Answered(Introspection),
+    Answered(Box<Introspection>),
     /// The API refused the token as a caller, with this status: 401 (unknown, deleted, not a
     /// machine token) or 403 (no scope `verify`).
     Refused(u16),
-}
-
-impl Introspection {
-    /// Whether the space-separated `scope` holds `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope
-            .as_deref()
-            .is_some_and(|s| s.split_ascii_whitespace().any(|s| s == scope))
-    }
 }

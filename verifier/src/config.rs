@@ -4,31 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use auth_protocol::Secret;
 use clap::Parser;
-
-/// A secret that never prints itself (`Debug` shows `"***"`).
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret's text, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
-}
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.trim()

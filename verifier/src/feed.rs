@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use auth_protocol::RevocationEntry;
 use futures_util::StreamExt;
 
-use crate::Error;
 use crate::client::ApiClient;
+use crate::error::Error;
 use crate::revocation::RevocationSet;
 use crate::sse::{Item, Parser};
-use crate::token::RevocationEntry;
 
 /// A stream that sends nothing (not even the 5-second ping) for this long is treated as dead.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -41,6 +41,15 @@ impl FeedState {
             alive_ms: AtomicU64::new(0),
             limit,
         }
+    }
+
+    /// A feed connected and current, as if it had just synced (for tests of the checks).
+    #[cfg(test)]
+    pub(crate) fn synced(limit: Duration) -> Self {
+        let state = FeedState::new(limit);
+        state.set_connected(true);
+        state.touch();
+        state
     }
 
     fn touch(&self) {

@@ -3,10 +3,10 @@
 //! token are only ever 200, 401 or 403.
 //!
 //! [`serve`] runs a plain hyper HTTP/1.1 server: its service answers `/verify…` itself (for a
-//! cached token synchronously, with no allocation beyond the response's header values) and
-//! hands every other request to the axum [`router`], which routes `/verify` too for in-process
-//! use. Both paths produce the same answers through [`answer`]. Requests handed to the router
-//! carry the TCP peer as an [`axum::extract::ConnectInfo<SocketAddr>`] extension.
+//! cached token synchronously, with no allocation beyond the response's header values; on a
+//! miss the token is parsed, hashed and looked up once, see [`Verifier::check_cached`]) and
+//! hands every other request to the axum [`router`]. Requests handed to the router carry the
+//! TCP peer as an [`axum::extract::ConnectInfo<SocketAddr>`] extension.
 //!
 //! `POST /introspect` authenticates its caller ([`introspect_caller`]): a machine token with
 //! scope `verify`, answering for its own tenant's tokens only unless it holds `platform` too;
@@ -20,12 +20,13 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth_protocol::{Introspection, TokenType};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use futures_util::future::{BoxFuture, Either, Ready, ready};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -36,8 +37,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::Error;
-use crate::verify::{Checked, Verifier};
+use crate::error::Error;
+use crate::verify::{Checked, Lookup, Verifier};
 
 /// State shared by the handlers.
 pub struct AppState {
@@ -99,12 +100,10 @@ impl Outcomes {
     }
 }
 
-/// The verifier's router.
+/// The verifier's router for every route but `/verify…`, which [`serve`] answers itself
+/// before a request reaches the router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/verify", any(verify))
-        .route("/verify/", any(verify))
-        .route("/verify/{*rest}", any(verify))
         .route("/introspect", post(introspect))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -113,7 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Whether `path` is answered by the forward-auth handler: `/verify`, `/verify/` and
-/// `/verify/…`, as the router's three routes.
+/// `/verify/…`.
 fn is_verify(path: &str) -> bool {
     path.strip_prefix("/verify")
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
@@ -209,13 +208,17 @@ fn route(
         ))));
     };
     match state.verifier.check_cached(token) {
-        Some(checked) => Either::Left(ready(Ok(answer(state, headers, uri, method, checked)))),
-        None => {
+        Lookup::Answered(checked) => {
+            Either::Left(ready(Ok(answer(state, headers, uri, method, checked))))
+        }
+        Lookup::Miss(key) => {
+            // The future owns the request, so it takes its own copy of the token: one small
+            // allocation beside a signature check or an introspection call.
+            let token: Box<str> = token.into();
             let state = state.clone();
             Either::Right(Box::pin(async move {
+                let checked = state.verifier.check_uncached(&token, key).await;
                 let (headers, uri, method) = (req.headers(), req.uri(), req.method());
-                let token = bearer(headers).unwrap_or_default();
-                let checked = state.verifier.check(token).await;
                 Ok(answer(&state, headers, uri, method, checked))
             }))
         }
@@ -292,16 +295,8 @@ const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
 const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
 const X_AUTH_SCOPE: HeaderName = HeaderName::from_static("x-auth-scope");
 const X_AUTH_TOKEN_TYPE: HeaderName = HeaderName::from_static("x-auth-token-type");
-
-async fn verify(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    // Borrow the request's parts: extracting `HeaderMap` by value would clone it on the hot path.
-    let (headers, uri, method) = (req.headers(), req.uri(), req.method());
-    let checked = match bearer(headers) {
-        Some(token) => st.verifier.check(token).await,
-        None => Err(Error::MissingToken),
-    };
-    answer(&st, headers, uri, method, checked)
-}
+const ACCESS_TOKEN: HeaderValue = HeaderValue::from_static(TokenType::AccessToken.as_str());
+const MACHINE_TOKEN: HeaderValue = HeaderValue::from_static(TokenType::MachineToken.as_str());
 
 /// The forward-auth answer for the outcome of a check: 200 with the identity in `X-Auth-*`
 /// headers, or the challenge. Counts the outcome; logs it at debug level.
@@ -345,7 +340,7 @@ pub fn answer(
                     h.insert(X_AUTH_TENANT, hv(id.tid()));
                     h.insert(X_AUTH_SESSION, hv(id.sid()));
                     h.insert(X_AUTH_ROLES, hv(id.roles()));
-                    h.insert(X_AUTH_TOKEN_TYPE, HeaderValue::from_static("access_token"));
+                    h.insert(X_AUTH_TOKEN_TYPE, ACCESS_TOKEN);
                 }
                 Checked::Machine(a) => {
                     h.insert(X_AUTH_USER, hv(a.client_id.as_deref().unwrap_or("")));
@@ -353,7 +348,7 @@ pub fn answer(
                     h.insert(X_AUTH_SESSION, HeaderValue::from_static(""));
                     h.insert(X_AUTH_ROLES, HeaderValue::from_static(""));
                     h.insert(X_AUTH_SCOPE, hv(a.scope.as_deref().unwrap_or("")));
-                    h.insert(X_AUTH_TOKEN_TYPE, HeaderValue::from_static("machine_token"));
+                    h.insert(X_AUTH_TOKEN_TYPE, MACHINE_TOKEN);
                 }
             }
             resp
@@ -489,7 +484,7 @@ async fn introspect(
             return refused;
         }
     };
-    let inactive = || axum::Json(json!({"active": false})).into_response();
+    let inactive = || axum::Json(Introspection::inactive()).into_response();
     let Some(token) = introspection_token(&headers, &body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -510,20 +505,21 @@ async fn introspect(
     match checked {
         Ok(Checked::Access(id)) => {
             st.outcomes.introspect_active.increment(1);
-            let exp = keys.map(|k| k.expectations().clone());
-            let roles: Vec<&str> = id.roles().split(',').filter(|r| !r.is_empty()).collect();
-            axum::Json(json!({
-                "active": true,
-                "token_type": "access_token",
-                "sub": id.sub(),
-                "tid": id.tid(),
-                "sid": id.sid(),
-                "roles": roles,
-                "exp": id.exp,
-                "iat": id.iat,
-                "iss": exp.as_ref().map(|e| e.issuer.clone()),
-                "aud": exp.as_ref().map(|e| e.audience.clone()),
-            }))
+            let expect = keys.map(|k| k.expectations());
+            let roles = id.roles().split(',').filter(|r| !r.is_empty());
+            axum::Json(Introspection {
+                active: true,
+                token_type: Some(TokenType::AccessToken),
+                sub: Some(id.sub().to_owned()),
+                tid: Some(id.tid().to_owned()),
+                sid: Some(id.sid().to_owned()),
+                roles: Some(roles.map(str::to_owned).collect()),
+                iss: expect.map(|e| e.issuer.clone()),
+                aud: expect.map(|e| e.audience.clone()),
+                iat: Some(id.iat),
+                exp: Some(id.exp),
+                ..Introspection::default()
+            })
             .into_response()
         }
         Ok(Checked::Machine(a)) => {
@@ -584,6 +580,7 @@ mod tests {
     use super::*;
     use crate::client::ApiClient;
     use crate::feed::FeedState;
+    use axum::extract::Request;
 
     /// State over an unreachable API: no token can be checked, so a caller let through gets
     /// `{"active": false}` and one refused gets 401.

@@ -1,24 +1,25 @@
 //! Signing keys: the API's JWK set turned into ready-to-use verification keys, each with the
-//! algorithm of its JWK (never the one a token names) and a prebuilt `Validation` (issuer,
-//! audience, expiry, not-before, leeway). An unknown `kid` triggers a refetch, at most once per
-//! configured interval.
+//! algorithm of its JWK (never the one a token names) and a prebuilt `Validation`: the one
+//! policy of [`auth_protocol::validation`] (issuer, audience, required claims, expiry,
+//! not-before, leeway). An unknown `kid` triggers a refetch, at most once per configured
+//! interval.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use auth_protocol::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 
-use crate::Error;
 use crate::client::ApiClient;
-use crate::token::JwkSet;
+use crate::error::Error;
 
 /// One verification key.
 pub struct VerifyKey {
     /// Decoding key built from the JWK.
     pub key: DecodingKey,
-    /// Validation pinned to the JWK's algorithm.
+    /// The validation policy, pinned to the JWK's algorithm.
     pub validation: Validation,
 }
 
@@ -85,12 +86,12 @@ impl Keys {
                 tracing::warn!(kid = %jwk.kid, alg = %jwk.alg, "skipping a JWK this verifier cannot use");
                 continue;
             };
-            let mut validation = Validation::new(alg);
-            validation.set_issuer(&[&self.expect.issuer]);
-            validation.set_audience(&[&self.expect.audience]);
-            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-            validation.validate_nbf = true;
-            validation.leeway = self.expect.leeway;
+            let validation = auth_protocol::validation(
+                alg,
+                &self.expect.issuer,
+                &self.expect.audience,
+                self.expect.leeway,
+            );
             map.insert(jwk.kid.clone(), Arc::new(VerifyKey { key, validation }));
         }
         *self.map.write().unwrap_or_else(|p| p.into_inner()) = map;

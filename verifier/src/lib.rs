@@ -1,20 +1,24 @@
 //! `auth-verifier`: the sidecar that answers "is this bearer token good, and whose is it?"
 //! from memory, for services and for forward-auth proxies (nginx `auth_request`, Traefik
-//! ForwardAuth, Envoy ext_authz, Caddy `forward_auth`).
+//! ForwardAuth, Envoy ext_authz, Caddy `forward_auth`). What it exchanges with `auth-api`
+//! (claims and their validation policy, JWKS, revocation entries, introspection answers,
+//! discovery) is defined once, in `auth-protocol`.
 //!
 //! Modules, in reading order:
 //! - [`config`]: the clap settings (`VERIFIER_*` environment variables).
-//! - [`token`]: the token format shared with `auth-api` (claims, JWKS, revocation entries).
 //! - [`error`]: the one error enum, and the status each variant answers with.
 //! - [`client`]: the HTTP client for the API (JWKS, discovery, feed, introspection).
 //! - [`keys`]: the JWK set as verification keys; refetch on unknown `kid`, rate-limited.
 //! - [`revocation`]: the revocation set, indexed for a cheap check on every request.
 //! - [`sse`] and [`feed`]: following the API's revocation stream, reload on reconnect,
 //!   staleness.
+//! - [`identity`]: a verified access token as it is kept, in one allocation.
 //! - [`cache`]: the cache of verified tokens (moka), each until its token expires.
-//! - [`verify`]: the check itself, with that cache.
+//! - [`verify`]: the check itself, with that cache: key computed once, cache probed once.
 //! - [`http`]: the server: a plain hyper service answers `/verify` (the hot path) and hands
 //!   every other route to the axum router.
+//! - [`token`]: the `auth-protocol` types under their old path, kept only until `auth-api`
+//!   names `auth_protocol` itself.
 //!
 //! [`run`] starts everything on a listener the caller bound, until `shutdown` resolves.
 //! At start it checks its own API token ([`tenant_binding`]): a token the API refuses, or one
@@ -24,10 +28,12 @@
 
 pub mod cache;
 pub mod client;
+mod clock;
 pub mod config;
 pub mod error;
 pub mod feed;
 pub mod http;
+pub mod identity;
 pub mod keys;
 pub mod revocation;
 pub mod sse;
@@ -135,7 +141,7 @@ pub async fn run(
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            v.revocations.prune(verify::now_secs());
+            v.revocations.prune(clock::now_secs());
             v.purge_expired();
         }
     });
@@ -303,17 +309,12 @@ async fn load_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Introspection;
+    use auth_protocol::Introspection;
 
     fn answer(tid: &str, scope: &str) -> Option<OwnToken> {
-        Some(OwnToken::Answered(Introspection {
-            active: true,
-            token_type: Some("machine_token".into()),
-            client_id: Some("id".into()),
-            tid: Some(tid.into()),
-            scope: Some(scope.into()),
-            ..Introspection::default()
-        }))
+        Some(OwnToken::Answered(Box::new(Introspection::machine_token(
+            "id", tid, scope, 1,
+        ))))
     }
 
     fn list(t: &[&str]) -> Vec<String> {
@@ -348,7 +349,7 @@ mod tests {
             Some(OwnToken::Refused(403)),
             answer("default", "admin"),
             answer("default", "verifyx platform"),
-            Some(OwnToken::Answered(Introspection::default())),
+            Some(OwnToken::Answered(Box::new(Introspection::inactive()))),
         ] {
             let e = err(&[], own);
             assert!(e.contains("VERIFIER_API_TOKEN"), "{e}");

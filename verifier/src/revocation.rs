@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use auth_protocol::{RevocationEntry, RevocationKind, RevocationList};
 use tokio::sync::Notify;
-
-use crate::token::{RevocationEntry, RevocationKind, RevocationList};
 
 #[derive(Debug, Default)]
 struct TenantIndex {
@@ -233,7 +232,7 @@ impl RevocationSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::AccessClaims;
+    use auth_protocol::AccessClaims;
 
     fn entry(
         seq: i64,

@@ -10,88 +10,36 @@
 //! after the verifier's own API token is checked); until then every token is refused (401, "cannot
 //! be checked now").
 //!
-//! [`Verifier::check_cached`] is the synchronous hot path (a cached token); it answers `None`
-//! when the token needs the asynchronous rest of [`Verifier::check`].
+//! [`Verifier::check`] is two halves, so that a server can answer a cached token without a
+//! future: [`Verifier::check_cached`], the synchronous hot path, computes the token's cache key
+//! once and answers from the cache, or hands the key to [`Verifier::check_uncached`], the
+//! asynchronous rest (signature check or introspection). A miss hashes the token once and
+//! probes the cache once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use auth_protocol::{AccessClaims, Introspection, MACHINE_TOKEN_PREFIX};
 use metrics::Counter;
 use moka::future::Cache;
 
-use crate::Error;
 use crate::cache::{TokenCache, TokenKey, token_key};
-use crate::client::{ApiClient, Introspection};
+use crate::client::ApiClient;
+use crate::clock::now_secs;
+use crate::error::Error;
 use crate::feed::FeedState;
+use crate::identity::Identity;
 use crate::keys::Keys;
 use crate::revocation::{RevocationSet, TokenRef};
-use crate::token::{AccessClaims, MACHINE_TOKEN_PREFIX};
 
-/// A verified access token, reduced to what answers need, in one allocation.
+/// What [`Verifier::check_cached`] could tell without waiting.
 #[derive(Debug)]
-pub struct Identity {
-    /// `sub`, `tid`, `sid`, comma-joined roles and `kid`, one after the other.
-    buf: Box<str>,
-    ends: [u32; 5],
-    /// Issued at, seconds since the epoch.
-    pub iat: i64,
-    /// Expires at, seconds since the epoch.
-    pub exp: i64,
-    /// The [`RevocationSet::generation`] at which this token last passed the revocation and
-    /// tenant checks; 0 if it never did.
-    cleared: AtomicU64,
-}
-
-impl Identity {
-    pub(crate) fn new(claims: &AccessClaims, kid: &str) -> Result<Self, Error> {
-        let roles = claims.roles.join(",");
-        let parts = [&*claims.sub, &*claims.tid, &*claims.sid, &*roles, kid];
-        let mut buf = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = [0u32; 5];
-        for (i, p) in parts.iter().enumerate() {
-            // Everything here goes into response headers: visible ASCII only.
-            if !p.bytes().all(|b| (0x20..0x7f).contains(&b)) || (i < 3 && p.is_empty()) {
-                return Err(Error::InvalidToken("malformed claims"));
-            }
-            buf.push_str(p);
-            ends[i] =
-                u32::try_from(buf.len()).map_err(|_| Error::InvalidToken("claims too large"))?;
-        }
-        Ok(Identity {
-            buf: buf.into_boxed_str(),
-            ends,
-            iat: claims.iat,
-            exp: claims.exp,
-            cleared: AtomicU64::new(0),
-        })
-    }
-
-    fn part(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.buf[start..self.ends[i] as usize]
-    }
-
-    /// User id.
-    pub fn sub(&self) -> &str {
-        self.part(0)
-    }
-    /// Tenant slug.
-    pub fn tid(&self) -> &str {
-        self.part(1)
-    }
-    /// Session id.
-    pub fn sid(&self) -> &str {
-        self.part(2)
-    }
-    /// Roles, comma-separated.
-    pub fn roles(&self) -> &str {
-        self.part(3)
-    }
-    /// Key id that signed the token.
-    pub fn kid(&self) -> &str {
-        self.part(4)
-    }
+pub enum Lookup {
+    /// The answer: a refusal, or a cached access token that passed the revocation and tenant
+    /// checks.
+    Answered(Result<Checked, Error>),
+    /// The token must be verified or introspected: [`Verifier::check_uncached`] with this key.
+    Miss(TokenKey),
 }
 
 /// A token that passed every check.
@@ -101,20 +49,6 @@ pub enum Checked {
     Access(Arc<Identity>),
     /// A machine token, as the API described it.
     Machine(Arc<Introspection>),
-}
-
-/// Milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Seconds since the epoch.
-pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Everything a check needs; one per process, shared by the HTTP handlers.
@@ -208,33 +142,40 @@ impl Verifier {
     /// tenant. Never panics on any input.
     pub async fn check(&self, token: &str) -> Result<Checked, Error> {
         match self.check_cached(token) {
-            Some(answer) => answer,
-            None => self.check_uncached(token).await,
+            Lookup::Answered(answer) => answer,
+            Lookup::Miss(key) => self.check_uncached(token, key).await,
         }
     }
 
-    /// The answer of [`Verifier::check`] when it needs nothing asynchronous: a malformed
-    /// token, a stale feed, or an access token in the cache. `None` when the token must be
-    /// verified or introspected.
-    pub fn check_cached(&self, token: &str) -> Option<Result<Checked, Error>> {
+    /// The part of [`Verifier::check`] that needs nothing asynchronous: refuses a malformed
+    /// token or a stale feed, computes the token's [`TokenKey`] (once), and answers an access
+    /// token found in the cache. Otherwise (an access token not cached, any machine token)
+    /// [`Lookup::Miss`] hands the key on to [`Verifier::check_uncached`].
+    pub fn check_cached(&self, token: &str) -> Lookup {
         if token.is_empty() || token.len() > 16 * 1024 {
-            return Some(Err(Error::InvalidToken("malformed token")));
+            return Lookup::Answered(Err(Error::InvalidToken("malformed token")));
         }
         if self.feed.stale() {
-            return Some(Err(Error::Stale));
+            return Lookup::Answered(Err(Error::Stale));
         }
+        let key = token_key(token);
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
-            return None;
+            return Lookup::Miss(key);
         }
         // moka drops an entry when its token expires (leeway included), to the millisecond.
-        let identity = self.cache.get(token_key(token))?;
-        self.hits.increment(1);
-        Some(self.admit(identity))
+        match self.cache.get(key) {
+            Some(identity) => {
+                self.hits.increment(1);
+                Lookup::Answered(self.admit(identity))
+            }
+            None => Lookup::Miss(key),
+        }
     }
 
-    /// The rest of [`Verifier::check`], after [`Verifier::check_cached`] answered `None`.
-    async fn check_uncached(&self, token: &str) -> Result<Checked, Error> {
-        let key = token_key(token);
+    /// The rest of [`Verifier::check`] after [`Verifier::check_cached`] missed with `key`
+    /// (the [`TokenKey`] of `token`): verifies an access token and caches it, or introspects
+    /// a machine token (its answer cached briefly).
+    pub async fn check_uncached(&self, token: &str, key: TokenKey) -> Result<Checked, Error> {
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
             return self.check_machine(token, key).await;
         }
@@ -249,7 +190,7 @@ impl Verifier {
     fn admit(&self, identity: Arc<Identity>) -> Result<Checked, Error> {
         // Read before checking: a change after this read bumps the generation again.
         let generation = self.revocations.generation();
-        if identity.cleared.load(Ordering::Relaxed) != generation {
+        if identity.cleared_at() != generation {
             let t = TokenRef {
                 tid: identity.tid(),
                 sub: identity.sub(),
@@ -261,7 +202,7 @@ impl Verifier {
                 return Err(Error::Revoked);
             }
             self.tenant_ok(identity.tid())?;
-            identity.cleared.store(generation, Ordering::Relaxed);
+            identity.clear(generation);
         }
         Ok(Checked::Access(identity))
     }
@@ -334,29 +275,6 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    #[test]
-    fn identity_parts_round_trip() {
-        let c = AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "user-1".into(),
-            tid: "acme".into(),
-            sid: "sess".into(),
-            roles: vec!["admin".into(), "member".into()],
-            iat: 1,
-            exp: 2,
-            jti: "j".into(),
-        };
-        let id = Identity::new(&c, "k1").unwrap();
-        assert_eq!(
-            (id.sub(), id.tid(), id.sid(), id.roles(), id.kid()),
-            ("user-1", "acme", "sess", "admin,member", "k1")
-        );
-        let mut bad = c.clone();
-        bad.sub = "a\r\nX-Evil: 1".into();
-        assert!(Identity::new(&bad, "k1").is_err());
-    }
-
     /// A verifier whose API is unreachable: only cached answers can pass.
     fn offline() -> Verifier {
         let api = ApiClient::new("http://127.0.0.1:9", None).unwrap();
@@ -369,9 +287,52 @@ mod tests {
         )
     }
 
+    #[test]
+    fn the_synchronous_half_answers_or_hands_the_key_on() {
+        let v = offline();
+        let answered_stale = matches!(v.check_cached("a.b.c"), Lookup::Answered(Err(Error::Stale)));
+        assert!(answered_stale, "the feed never synced");
+
+        let v = Verifier {
+            feed: Arc::new(FeedState::synced(Duration::from_secs(30))),
+            ..offline()
+        };
+        assert!(v.accept_tenants(vec![]));
+        for malformed in ["", &"x".repeat(16 * 1024 + 1)] {
+            assert!(matches!(
+                v.check_cached(malformed),
+                Lookup::Answered(Err(Error::InvalidToken("malformed token")))
+            ));
+        }
+        for token in ["a.b.c", "mt_machine"] {
+            let key = match v.check_cached(token) {
+                Lookup::Miss(key) => key,
+                other => panic!("{token}: {other:?}"),
+            };
+            assert_eq!(key, token_key(token), "{token}: the key to pass on");
+        }
+        let claims = AccessClaims {
+            iss: "i".into(),
+            aud: "a".into(),
+            sub: "u".into(),
+            tid: "t".into(),
+            sid: "s".into(),
+            roles: vec![],
+            iat: 1,
+            exp: now_secs() + 60,
+            jti: "j".into(),
+        };
+        let identity = Arc::new(Identity::new(&claims, "k").unwrap());
+        v.cache.insert(token_key("a.b.c"), identity);
+        assert!(matches!(
+            v.check_cached("a.b.c"),
+            Lookup::Answered(Ok(Checked::Access(id))) if id.sid() == "s"
+        ));
+    }
+
     #[tokio::test]
     async fn a_cleared_token_is_checked_again_when_the_set_changes() {
-        use crate::token::{RevocationEntry, RevocationKind};
+        use auth_protocol::RevocationEntry;
         let v = offline();
         let claims = |sid: &str| AccessClaims {
             iss: "i".into(),
@@ -399,11 +360,7 @@ mod tests {
         assert!(v.admit(b.clone()).is_ok());
         let revoke = |seq, sid: &str| RevocationEntry {
             seq,
-            kind: RevocationKind::Session,
-            tenant: "t".into(),
-            id: sid.into(),
-            iat_cutoff: None,
-            expires_at: now_secs() + 60,
+            ..RevocationEntry::session("t", sid, now_secs() + 60)
         };
         v.revocations.apply(revoke(1, "s1"));
         assert!(matches!(v.admit(a.clone()), Err(Error::Revoked)));
@@ -415,17 +372,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_machine_token_is_refused_once_its_tenant_is_cut_off() {
-        use crate::token::{RevocationEntry, RevocationKind};
+        use auth_protocol::RevocationEntry;
         let v = offline();
         assert!(v.accept_tenants(vec!["acme".into()]));
-        let answer = |tid: &str, iat: i64| Introspection {
-            active: true,
-            token_type: Some("machine_token".into()),
-            client_id: Some(format!("id-{tid}-{iat}")),
-            tid: Some(tid.into()),
-            scope: Some("admin".into()),
-            iat: Some(iat),
-            ..Introspection::default()
+        let answer = |tid: &str, iat: i64| {
+            Introspection::machine_token(format!("id-{tid}-{iat}"), tid, "admin", iat)
         };
         let (old, new, other) = ("mt_old", "mt_new", "mt_other");
         for (token, a) in [
@@ -441,11 +392,7 @@ mod tests {
         assert!(matches!(check(other).await, Err(Error::TenantNotAccepted)));
         v.revocations.apply(RevocationEntry {
             seq: 1,
-            kind: RevocationKind::Tenant,
-            tenant: "acme".into(),
-            id: "acme".into(),
-            iat_cutoff: Some(200),
-            expires_at: now_secs() + 60,
+            ..RevocationEntry::tenant("acme", 200, now_secs() + 60)
         });
         assert!(matches!(check(old).await, Err(Error::Revoked)));
         assert!(
