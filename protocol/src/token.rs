@@ -48,7 +48,9 @@ pub struct AccessClaims {
 ///   `nbf`, `iss`, `aud` and `sub`), so it is required by decoding into [`AccessClaims`], whose
 ///   `iat` is not optional: always decode with `jsonwebtoken::decode::<AccessClaims>`.
 ///
-/// The API applied `iat` but not `nbf`, the verifier `nbf` but not `iat`; this is the union.
+/// This is the union of the two policies it replaces: the API's asked for `iat` (which
+/// `jsonwebtoken` ignored; its `AccessClaims` required it) and did not check `nbf`, the
+/// verifier's checked `nbf` and did not ask for `iat`.
 pub fn validation(alg: Algorithm, issuer: &str, audience: &str, leeway_seconds: u64) -> Validation {
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer]);
