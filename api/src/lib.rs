@@ -17,10 +17,8 @@
 pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod graphiql;
 pub mod graphql;
 pub mod http;
-pub mod internal;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -29,8 +29,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate => {
-            let db = auth_api::store::Db::connect(&config.database_url, 1).await?;
-            db.migrate().await?;
+            auth_api::service::migrate(&config).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -70,19 +69,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate { prepublish_seconds }) => {
-            let app = startup::build(config.clone()).await?;
-            let master = startup::master_key(&config)?;
+            let app = startup::build(config).await?;
             let prepublish = std::time::Duration::from_secs(prepublish_seconds);
-            let key = auth_api::service::keys::KeyRing::rotate(
-                app.state.auth.store(),
-                &master,
-                prepublish,
-            )
-            .await?;
-            println!(
-                "new signing key: {} (signs in {prepublish_seconds} s)",
-                key.kid
-            );
+            let kid = app.state.auth.rotate_signing_key(prepublish).await?;
+            println!("new signing key: {kid} (signs in {prepublish_seconds} s)");
             Ok(())
         }
         Command::Keys(KeysCommand::Revoke { kid }) => {
@@ -95,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::List) => {
             let app = startup::build(config).await?;
-            for key in app.state.auth.keys().jwks().keys.iter() {
+            for key in app.state.auth.jwks().await.keys.iter() {
                 println!("{} {}", key.kid, key.alg);
             }
             Ok(())

@@ -6,7 +6,6 @@ use super::guard::Access;
 use super::types::{ApiToken, Session, Tenant, TenantInfo, User, sessions_for};
 use super::{GqlResultExt, caller, parts};
 use crate::domain::Scope;
-use crate::service;
 
 /// The root query.
 pub struct Query;
@@ -55,12 +54,7 @@ impl Query {
     #[graphql(guard = "Access::Admin")]
     async fn api_tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiToken>> {
         let (auth, request) = parts(ctx)?;
-        let tokens = auth
-            .store()
-            .api_tokens(&request.tenant.id)
-            .await
-            .map_err(service::Error::from)
-            .gql()?;
+        let tokens = auth.api_tokens(&request.tenant).await.gql()?;
         Ok(tokens.into_iter().map(ApiToken).collect())
     }
 
@@ -68,12 +62,7 @@ impl Query {
     #[graphql(guard = "Access::Scope(Scope::Platform)")]
     async fn tenants(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Tenant>> {
         let (auth, _) = parts(ctx)?;
-        let tenants = auth
-            .store()
-            .tenants()
-            .await
-            .map_err(service::Error::from)
-            .gql()?;
+        let tenants = auth.tenants().await.gql()?;
         Ok(tenants.into_iter().map(Tenant).collect())
     }
 }

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use auth_verifier::token::{MACHINE_TOKEN_PREFIX, RevocationList};
 use axum::Json;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,12 +18,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::crypto;
-use crate::domain::now_ms;
-use crate::http::{AppState, bearer};
-use crate::service::feed::LOOKBACK;
+use super::{AppState, bearer};
 use crate::service::{Error as ServiceError, Reader};
-use crate::store::StoreError;
 
 /// Headers a reverse proxy adds: a request carrying any of them was forwarded, whatever
 /// its TCP peer.
@@ -98,29 +93,10 @@ pub async fn revocations(
         Ok(reader) => reader,
         Err(refused) => return refused,
     };
-    let store = state.auth.store();
-    // The cursor first: an entry added between the two reads is listed and resumed past; one
-    // that commits later with a smaller seq reaches the stream through its look-back.
-    let listed = async {
-        Ok::<_, StoreError>(RevocationList {
-            cursor: store.revocation_cursor().await?,
-            entries: store.revocations().await?,
-        })
-    };
-    match listed.await {
-        Ok(mut list) => {
-            list.cursor = list
-                .entries
-                .iter()
-                .map(|e| e.seq)
-                .max()
-                .unwrap_or(0)
-                .max(list.cursor);
-            list.entries.retain(|entry| reader.sees_entry(entry));
-            Json(list).into_response()
-        }
+    match state.auth.revocation_list(&reader).await {
+        Ok(list) => Json(list).into_response(),
         Err(error) => {
-            tracing::error!(error = %error, "revocation list failed");
+            tracing::error!(error = ?error, "revocation list failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
@@ -150,29 +126,13 @@ pub async fn revocation_stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.after)
         .unwrap_or(0);
-    // Subscribe before reading the backlog so nothing falls between the two. The backlog
-    // looks back past `after` (seqs are not commit order on PostgreSQL: one smaller than
-    // `after` may have committed since), and live entries are passed on whatever their seq:
-    // the poller passes each on once, when it first sees it committed. Verifiers apply an
-    // entry twice without harm.
-    let live = state.auth.feed().subscribe();
-    let lookback_from = now_ms() - LOOKBACK.as_millis() as i64;
-    let backlog = match state
-        .auth
-        .store()
-        .revocations_since(after, lookback_from)
-        .await
-    {
-        Ok(backlog) => backlog,
+    let (backlog, live) = match state.auth.follow_revocations(&reader, after).await {
+        Ok(followed) => followed,
         Err(error) => {
-            tracing::error!(error = %error, "revocation backlog failed");
+            tracing::error!(error = ?error, "revocation backlog failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let backlog: Vec<_> = backlog
-        .into_iter()
-        .filter(|entry| reader.sees_entry(entry))
-        .collect();
     let sent: HashSet<i64> = backlog.iter().map(|e| e.seq).collect();
     let backlog = stream::iter(backlog.into_iter().map(|entry| Ok(entry_event(&entry))));
     let live = BroadcastStream::new(live).filter_map(move |item| {
@@ -186,8 +146,12 @@ pub async fn revocation_stream(
         };
         std::future::ready(event)
     });
+    // The stream ends when the service shuts down, so that shutdown does not wait for
+    // verifiers to hang up (they reconnect, to this replica once it is back or to another).
+    let auth = state.auth.clone();
+    let stopped = async move { auth.stopped().await };
     let events: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
-        Box::pin(backlog.chain(live));
+        Box::pin(backlog.chain(live).take_until(stopped));
     Sse::new(events)
         .keep_alive(
             KeepAlive::new()
@@ -238,10 +202,10 @@ pub async fn introspect(
         )
             .into_response();
     };
-    match introspection(&state, &reader, &request.token).await {
+    match state.auth.introspect(&reader, &request.token).await {
         Ok(answer) => ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response(),
         Err(error) => {
-            tracing::error!(error = %error, "introspection failed");
+            tracing::error!(error = ?error, "introspection failed");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
@@ -253,65 +217,4 @@ fn serde_urlencoded_token(body: &[u8]) -> Option<IntrospectRequest> {
         .map(|(_, token)| IntrospectRequest {
             token: token.into_owned(),
         })
-}
-
-/// The RFC 7662 answer for `token`, as `reader` may see it: a token of a tenant the reader
-/// does not see is as inactive as a forged one.
-async fn introspection(
-    state: &AppState,
-    reader: &Reader,
-    token: &str,
-) -> anyhow::Result<serde_json::Value> {
-    let inactive = json!({"active": false});
-    let store = state.auth.store();
-    if token.starts_with(MACHINE_TOKEN_PREFIX) {
-        let found = match store.api_token_by_hash(&crypto::token_hash(token)).await {
-            Err(StoreError::NotFound) => return Ok(inactive),
-            other => other?,
-        };
-        let tenant = store.tenant_by_id(&found.tenant_id).await?;
-        if !reader.sees(&tenant.slug) {
-            return Ok(inactive);
-        }
-        let scope: Vec<&str> = found.scopes.iter().map(|s| s.as_str()).collect();
-        return Ok(json!({
-            "active": true,
-            "token_type": "machine_token",
-            "client_id": found.id,
-            "tid": tenant.slug,
-            "scope": scope.join(" "),
-            "iat": found.created_at / 1000,
-        }));
-    }
-    let Ok(claims) = state.auth.verify_access_token(token).await else {
-        return Ok(inactive);
-    };
-    if !reader.sees(&claims.tid) {
-        return Ok(inactive);
-    }
-    let tenant = match store.tenant_by_slug(&claims.tid).await {
-        Err(StoreError::NotFound) => return Ok(inactive),
-        other => other?,
-    };
-    let active = match store.session(&tenant.id, &claims.sid).await {
-        Ok(session) => session.is_active(now_ms()) && session.user_id == claims.sub,
-        Err(StoreError::NotFound) => false,
-        Err(error) => return Err(error.into()),
-    };
-    if !active {
-        return Ok(inactive);
-    }
-    Ok(json!({
-        "active": true,
-        "token_type": "access_token",
-        "sub": claims.sub,
-        "tid": claims.tid,
-        "sid": claims.sid,
-        "roles": claims.roles,
-        "iss": claims.iss,
-        "aud": claims.aud,
-        "iat": claims.iat,
-        "exp": claims.exp,
-        "jti": claims.jti,
-    }))
 }

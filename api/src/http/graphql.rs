@@ -1,96 +1,25 @@
-//! The HTTP surface: the axum router, GraphQL over HTTP (POST JSON, GET queries, GraphiQL),
-//! discovery and JWKS, health and metrics. Malformed requests get a GraphQL-shaped 4xx,
-//! never a 500.
+//! GraphQL over HTTP: POST with a JSON body (a single operation or a batch), GET with a
+//! query string (queries only) or GraphiQL for a browser. Requests that never reach
+//! execution get a GraphQL-shaped 4xx with `BAD_USER_INPUT`, never a 500.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 use async_graphql::http::parse_query_string;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse};
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
+use super::{AppState, MAX_BATCH, bearer, graphiql, request_error};
 use crate::config::Config;
 use crate::domain::Device;
-use crate::graphql::{AuthSchema, ErrorCode, HashBudget, RequestContext};
-use crate::service::{Auth, Error as ServiceError};
-use crate::{graphiql, internal};
+use crate::graphql::{ErrorCode, HashBudget, RequestContext};
+use crate::service::Error as ServiceError;
 
-/// Most operations one batched request may hold.
-pub const MAX_BATCH: usize = 10;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The service.
-    pub auth: Auth,
-    /// The GraphQL schema.
-    pub schema: AuthSchema,
-    /// Settings.
-    pub config: Arc<Config>,
-}
-
-/// The router of the API.
-pub fn router(state: AppState) -> Router {
-    let graphiql_assets = format!("{}{{file}}", graphiql::ASSET_PREFIX);
-    Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
-        .route(&graphiql_assets, get(graphiql::asset))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/openid-configuration", get(openid_configuration))
-        .route("/introspect", post(internal::introspect))
-        .route("/internal/revocations", get(internal::revocations))
-        .route("/internal/revocations/stream", get(internal::revocation_stream))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .fallback(|| async { request_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint") })
-        .layer(middleware::from_fn(track))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // Path only: query strings may carry tokens.
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
-        }))
-        .with_state(state)
-}
-
-/// A GraphQL-shaped error response for a request that never reached execution.
-pub fn request_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body = json!({"errors": [{"message": message, "extensions": {"code": code.as_str()}}]});
-    (status, Json(body)).into_response()
-}
-
-/// The bearer token of the `Authorization` header; an empty string for another scheme so
-/// that it fails authentication rather than being ignored.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .unwrap_or_default()
-        .trim();
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    Some(if scheme.eq_ignore_ascii_case("bearer") {
-        token.trim()
-    } else {
-        ""
-    })
-}
-
-async fn graphql_post(
+pub(super) async fn graphql_post(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -134,7 +63,7 @@ async fn graphql_post(
     execute(state, peer, &headers, batch).await
 }
 
-async fn graphql_get(
+pub(super) async fn graphql_get(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -330,84 +259,3 @@ fn client_ip(config: &Config, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         .or(hops.first().copied())
         .unwrap_or(peer)
 }
-
-async fn jwks(State(state): State<AppState>) -> Response {
-    state.auth.keys().reload_if_stale().await;
-    let keys = state.auth.keys().jwks();
-    (
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(keys.as_ref().clone()),
-    )
-        .into_response()
-}
-
-async fn openid_configuration(State(state): State<AppState>) -> Response {
-    let issuer = &state.config.issuer;
-    let mut algs: Vec<String> = state
-        .auth
-        .keys()
-        .jwks()
-        .keys
-        .iter()
-        .map(|k| k.alg.clone())
-        .collect();
-    algs.dedup();
-    let body = json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["none"],
-        "grant_types_supported": ["refresh_token"],
-    });
-    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    if state.auth.store().db().ping().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
-    }
-}
-
-/// The process-wide Prometheus recorder (installed once, shared by every app in a process).
-pub fn metrics_handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed");
-        }
-        handle
-    })
-}
-
-async fn metrics_text() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics_handle().render(),
-    )
-        .into_response()
-}
-
-/// Count requests and their latency by route and status.
-async fn track(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().to_string();
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "path" => path.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "path" => path)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// How long shutdown waits for in-flight requests.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);

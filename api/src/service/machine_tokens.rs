@@ -1,0 +1,86 @@
+//! Machine tokens: created with only the scopes the caller holds, listed without secrets,
+//! deleted with a feed entry so verifiers drop them at once.
+
+use auth_verifier::token::MACHINE_TOKEN_PREFIX;
+
+use super::{Auth, Caller, Error, Result};
+use crate::crypto;
+use crate::domain::{ApiToken, Scope, Tenant, now_ms};
+use crate::store::StoreError;
+
+/// A machine token just created: the only time its secret is shown.
+#[derive(Debug, Clone)]
+pub struct CreatedApiToken {
+    /// The stored token.
+    pub token: ApiToken,
+    /// `mt_…`, shown once.
+    pub secret: String,
+}
+
+/// `FORBIDDEN` naming the first of `scopes` the caller does not hold.
+fn refuse_ungranted(caller: &Caller, scopes: &[Scope], what: &str) -> Result<()> {
+    match scopes.iter().find(|scope| !caller.holds(**scope)) {
+        None => Ok(()),
+        Some(scope) => Err(Error::Forbidden(format!(
+            "you can {what} only scopes you hold yourself; you do not hold {}",
+            scope.as_str()
+        ))),
+    }
+}
+
+impl Auth {
+    /// Create a machine token in the tenant; its secret is returned once. `granted_by` is
+    /// the caller, who can grant only scopes it holds ([`Caller::holds`]); `None` is the
+    /// operator on the command line, who may grant any.
+    pub async fn create_api_token(
+        &self,
+        tenant: &Tenant,
+        granted_by: Option<&Caller>,
+        name: &str,
+        scopes: &[Scope],
+    ) -> Result<CreatedApiToken> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::BadInput("name must have 1 to 100 characters".into()));
+        }
+        if scopes.is_empty() {
+            return Err(Error::BadInput("at least one scope is needed".into()));
+        }
+        if let Some(caller) = granted_by {
+            refuse_ungranted(caller, scopes, "grant")?;
+        }
+        let mut scopes = scopes.to_vec();
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        let secret = format!("{MACHINE_TOKEN_PREFIX}{}", crypto::random_token(32));
+        let token = self
+            .store
+            .create_api_token(&tenant.id, name, &scopes, &crypto::token_hash(&secret))
+            .await?;
+        Ok(CreatedApiToken { token, secret })
+    }
+
+    /// The tenant's machine tokens (never their secrets).
+    pub async fn api_tokens(&self, tenant: &Tenant) -> Result<Vec<ApiToken>> {
+        Ok(self.store.api_tokens(&tenant.id).await?)
+    }
+
+    /// Delete a machine token; verifiers drop it at once. The caller must hold every scope of
+    /// the token (a tenant admin cannot withdraw the platform's tokens).
+    pub async fn delete_api_token(&self, tenant: &Tenant, caller: &Caller, id: &str) -> Result<()> {
+        let tokens = self.store.api_tokens(&tenant.id).await?;
+        let token = tokens
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or(Error::NotFound("api token"))?;
+        refuse_ungranted(caller, &token.scopes, "delete a token with")?;
+        // Verifiers cache a machine token's introspection for at most an hour.
+        let horizon = now_ms() / 1000 + 3600;
+        match self.store.delete_api_token(tenant, id, horizon).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("api token")),
+            other => other?,
+        }
+        self.feed.announce().await;
+        Ok(())
+    }
+}

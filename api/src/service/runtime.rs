@@ -1,0 +1,221 @@
+//! The service's life: opening it over a configuration (database connected and migrated,
+//! default tenant, master key, signing keys, feed and mailer), its background workers (the
+//! revocation poller, mail delivery, key reloads, housekeeping), readiness, and shutdown,
+//! which every worker and every open stream hears.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use auth_verifier::token::JwkSet;
+use tokio::task::JoinHandle;
+
+use super::Auth;
+use super::feed::Feed;
+use super::keys::{KeyRing, RELOAD_EVERY};
+use super::mail::Mailer;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::domain::now_ms;
+use crate::store::{Db, Store};
+
+/// Apply the migrations and nothing else (`auth-api migrate`).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    Db::connect(&config.database_url, 1).await?.migrate().await
+}
+
+/// The background tasks of a running service; [`Workers::stop`] waits for them.
+#[derive(Debug)]
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Wait (at most `grace`) for every worker to end after [`Auth::shut_down`]; the ones
+    /// still running then are aborted.
+    pub async fn stop(self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Auth {
+    /// Open the service over `config`: connect and migrate the database, make sure the
+    /// default tenant exists, load (or create) the signing keys, and set up the feed and
+    /// the mailer.
+    pub async fn open(config: Arc<Config>) -> anyhow::Result<Self> {
+        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        db.migrate().await?;
+        let store = Store::new(db);
+        store.ensure_default_tenant().await?;
+        let master = master_key(&config)?;
+        let keys = KeyRing::load(
+            store.clone(),
+            master.clone(),
+            config.signing_key_file.as_deref(),
+            config.access_ttl_seconds,
+            &config.issuer,
+            config.audience(),
+        )
+        .await?;
+        let feed = Feed::new(store.clone());
+        let mailer = Mailer::new(&config, store.clone(), master.clone())?;
+        let (stopping, _) = tokio::sync::watch::channel(false);
+        Ok(Self {
+            store,
+            keys,
+            feed,
+            master,
+            mailer,
+            config,
+            stopping,
+        })
+    }
+
+    /// Start the background workers: the revocation poller, mail delivery, periodic key
+    /// reloads and housekeeping. Each ends when [`Auth::shut_down`] is called.
+    pub fn start_workers(&self) -> Workers {
+        let until_stopped = |work: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>| {
+            let auth = self.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = work => {}
+                    () = auth.stopped() => {}
+                }
+            })
+        };
+        let feed = self.feed.clone();
+        let tasks = vec![
+            until_stopped(Box::pin(
+                feed.run(self.config.database_url.clone(), self.keys.clone()),
+            )),
+            until_stopped(Box::pin(self.mailer.clone().run())),
+            until_stopped(Box::pin(self.clone().reload_keys_periodically())),
+            until_stopped(Box::pin(self.clone().housekeeping())),
+        ];
+        Workers { tasks }
+    }
+
+    /// Tell every worker and every open stream to end.
+    pub fn shut_down(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Auth::shut_down`] has been called (at once if it has).
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // An error means the sender is gone, which only happens when the service is.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// Whether the database answers; what `/readyz` reports.
+    pub async fn ready(&self) -> bool {
+        self.store.db().ping().await
+    }
+
+    /// The published JWK set (reloaded first if the last load is older than the reload
+    /// interval, so another replica's rotation shows here too).
+    pub async fn jwks(&self) -> Arc<JwkSet> {
+        self.keys.reload_if_stale().await;
+        self.keys.jwks()
+    }
+
+    /// Make a new signing key (`auth-api keys rotate`): published at once, signing after
+    /// `prepublish`. Returns its kid.
+    pub async fn rotate_signing_key(&self, prepublish: Duration) -> anyhow::Result<String> {
+        Ok(KeyRing::rotate(&self.store, &self.master, prepublish)
+            .await?
+            .kid)
+    }
+
+    /// Withdraw a signing key at once (operator, `auth-api keys revoke`): it stops signing
+    /// and is no longer published, and a `key` entry on the revocation feed makes verifiers
+    /// and every API replica (whose feed poller reloads the keys) refuse what it signed. Returns the replacement's kid when the
+    /// current key was withdrawn.
+    pub async fn withdraw_signing_key(&self, kid: &str) -> anyhow::Result<Option<String>> {
+        let horizon = self.revocation_horizon();
+        let replacement = KeyRing::withdraw(&self.store, &self.master, kid, horizon).await?;
+        self.feed.announce().await;
+        Ok(replacement)
+    }
+
+    /// Every 30 seconds, reload this replica's signing keys, so that a rotation by `auth-api
+    /// keys rotate` or another replica takes effect here. (A withdrawn key is acted on at
+    /// once: the feed poller reloads when it sees the `key` entry.)
+    async fn reload_keys_periodically(self) {
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.keys.reload().await {
+                tracing::error!(error = %error, "signing keys not reloaded");
+            }
+        }
+    }
+
+    /// Every five minutes: expired sessions, spent successors, old revocations, ended
+    /// challenges and stale rate-limit counters.
+    async fn housekeeping(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            let store = &self.store;
+            if let Err(error) = store
+                .purge_sessions(self.config.refresh_grace_seconds * 1000)
+                .await
+            {
+                tracing::warn!(error = %error, "session purge failed");
+            }
+            if let Err(error) = store.purge_revocations().await {
+                tracing::warn!(error = %error, "revocation purge failed");
+            }
+            let now = now_ms();
+            if let Err(error) = store.purge_challenges(now).await {
+                tracing::warn!(error = %error, "challenge purge failed");
+            }
+            if let Err(error) = store.purge_limits(now).await {
+                tracing::warn!(error = %error, "rate-limit purge failed");
+            }
+            self.keys.reload_if_stale().await;
+        }
+    }
+}
+
+/// `AUTH_MASTER_KEY`, or for a SQLite file in development a key generated and kept beside
+/// it (with a warning). PostgreSQL deployments must set it.
+fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Some(key) = &config.master_key {
+        return Ok(key.clone());
+    }
+    let (true, Some(db_path)) = (config.is_sqlite(), config.sqlite_path()) else {
+        anyhow::bail!(
+            "AUTH_MASTER_KEY is required (32 bytes, base64) unless DATABASE_URL is a SQLite file"
+        );
+    };
+    let mut path = db_path.into_os_string();
+    path.push(".master-key");
+    let path = std::path::PathBuf::from(path);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return MasterKey::parse(&text).map_err(|why| anyhow::anyhow!("{} {why}", path.display()));
+    }
+    let key = MasterKey::generate();
+    write_private(&path, &key.to_base64())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "AUTH_MASTER_KEY is not set: generated a development key beside the SQLite file; set AUTH_MASTER_KEY in production");
+    Ok(key)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}

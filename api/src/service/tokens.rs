@@ -1,0 +1,200 @@
+//! Tokens handed to clients: sessions started with their first refresh token, access tokens
+//! minted, and refresh tokens rotated with a grace window and reuse detection.
+
+use auth_verifier::token::AccessClaims;
+use serde::{Deserialize, Serialize};
+
+use super::{Auth, Error, Result};
+use crate::crypto;
+use crate::domain::{Device, Email, Session, Tenant, User, now_ms};
+use crate::store::StoreError;
+use crate::store::audit::AuditEvent;
+use crate::store::sessions::{NewSession, Rotation};
+
+/// Tokens handed to a client, with the user and session they are for.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The tokens.
+    pub tokens: TokenPair,
+    /// The user.
+    pub user: User,
+    /// The session.
+    pub session: Session,
+}
+
+/// An access token and the refresh token that renews it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// JWT.
+    pub access_token: String,
+    /// Opaque, single use.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+fn successor_context(refresh_id: &str) -> String {
+    format!("refresh_tokens:{refresh_id}")
+}
+
+impl Auth {
+    /// Exchange a refresh token for a new pair. A used token presented again within the
+    /// grace window gets the pair it was exchanged for; after that the session is revoked.
+    pub async fn refresh(&self, tenant: &Tenant, refresh_token: &str) -> Result<Issued> {
+        const INVALID: Error = Error::Unauthenticated("refresh token is invalid or expired");
+        let hash = crypto::token_hash(refresh_token);
+        let mut row = match self.store.refresh_token(&hash).await {
+            Err(StoreError::NotFound) => return Err(INVALID),
+            other => other?,
+        };
+        if row.tenant_id != tenant.id {
+            return Err(Error::Forbidden(
+                "this token belongs to another tenant".into(),
+            ));
+        }
+        let session = self.store.session(&tenant.id, &row.session_id).await?;
+        let now = now_ms();
+        if !session.is_active(now) || row.expires_at <= now {
+            return Err(INVALID);
+        }
+        let user = self.store.user_by_id(&tenant.id, &session.user_id).await?;
+        if row.used_at.is_none() {
+            let pair = self.mint_pair(tenant, &user, &session.id)?;
+            let sealed = self.master.seal(
+                &successor_context(&row.id),
+                &serde_json::to_vec(&pair).map_err(anyhow::Error::from)?,
+            );
+            let rotation = self
+                .store
+                .rotate_refresh_token(
+                    &tenant.id,
+                    &session.id,
+                    &row.id,
+                    &crypto::token_hash(&pair.refresh_token),
+                    session.expires_at,
+                    &sealed,
+                )
+                .await?;
+            match rotation {
+                Rotation::Won => {
+                    return Ok(Issued {
+                        tokens: pair,
+                        user,
+                        session,
+                    });
+                }
+                // Revoked since it was read above: no new pair.
+                Rotation::SessionEnded => return Err(INVALID),
+                // Another request exchanged it first: answer as a replay of that exchange.
+                Rotation::Lost => row = self.store.refresh_token(&hash).await?,
+            }
+        }
+        // 0 turns the grace off: a token presented a second time is reuse, even when both
+        // presentations were in flight at once (a batch, two concurrent requests).
+        let grace_ms = self.config.refresh_grace_seconds * 1000;
+        let within_grace =
+            grace_ms > 0 && row.used_at.is_some_and(|used| now_ms() - used <= grace_ms);
+        if within_grace && let Some(sealed) = &row.successor {
+            let pair: TokenPair = self
+                .master
+                .open(&successor_context(&row.id), sealed)
+                .and_then(|plain| serde_json::from_slice(&plain).ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("sealed successor of a refresh token cannot be opened")
+                })?;
+            return Ok(Issued {
+                tokens: pair,
+                user,
+                session,
+            });
+        }
+        // Reuse of a spent token: whoever holds it may have stolen it. End the session.
+        self.store
+            .revoke_session(
+                self.revoking(tenant, "refresh_reuse"),
+                &user.id,
+                &session.id,
+            )
+            .await?;
+        self.feed.announce().await;
+        self.store
+            .audit(
+                &tenant.id,
+                AuditEvent {
+                    action: "session.refresh_reuse",
+                    actor: Some("system".into()),
+                    user_id: Some(&user.id),
+                    session_id: Some(&session.id),
+                    ..Default::default()
+                },
+            )
+            .await;
+        tracing::warn!(session = %session.id, "refresh token reuse: session revoked");
+        Err(INVALID)
+    }
+
+    /// Start a session for `user` with its first tokens; `forget_attempts_of` names the
+    /// address whose counted sign-in attempts the same transaction forgets.
+    pub(super) async fn start_session(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        method: &str,
+        action: &str,
+        origin: &Device,
+        forget_attempts_of: Option<&Email>,
+    ) -> Result<Issued> {
+        let refresh_token = crypto::random_token(32);
+        let session = self
+            .store
+            .create_session(NewSession {
+                tenant_id: &tenant.id,
+                user_id: &user.id,
+                method,
+                device: origin,
+                lifetime_ms: self.config.session_ttl_seconds * 1000,
+                refresh_hash: &crypto::token_hash(&refresh_token),
+                action,
+                forget_attempts_of: forget_attempts_of.map(Email::as_str),
+            })
+            .await?;
+        let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
+        Ok(Issued {
+            tokens: TokenPair {
+                access_token,
+                refresh_token,
+                expires_in,
+            },
+            user,
+            session,
+        })
+    }
+
+    fn mint_pair(&self, tenant: &Tenant, user: &User, session_id: &str) -> Result<TokenPair> {
+        let (access_token, expires_in) = self.mint_access(tenant, user, session_id)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: crypto::random_token(32),
+            expires_in,
+        })
+    }
+
+    fn mint_access(&self, tenant: &Tenant, user: &User, session_id: &str) -> Result<(String, i64)> {
+        let now = now_ms() / 1000;
+        // Tokens issued after a cut-off must sort after it, even within the same second.
+        let iat = now.max(user.tokens_valid_after + 1);
+        let ttl = self.config.access_ttl_seconds;
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience().to_owned(),
+            sub: user.id.clone(),
+            tid: tenant.slug.clone(),
+            sid: session_id.to_owned(),
+            roles: user.roles.clone(),
+            iat,
+            exp: iat + ttl,
+            jti: crate::domain::new_id(),
+        };
+        Ok((self.keys.sign(&claims)?, ttl))
+    }
+}
