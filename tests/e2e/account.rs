@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, REFRESH, TestApp, code, spawn_app, spawn_app_with};
+use crate::support::{
+    AuthPayload, Gql, PASSWORD, REFRESH, TestApp, code, spawn_app, spawn_app_with,
+};
 
 const CHANGE: &str = "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) }";
 const NEW_PASSWORD: &str = "another long passphrase entirely";
@@ -12,11 +14,7 @@ const ME: &str = "{ me { id } }";
 const ADMIN_REVOKE: &str = "mutation($u: ID!) { adminRevokeSessions(userId: $u) }";
 const ADMIN_DELETE: &str = "mutation($u: ID!) { adminDeleteUser(id: $u) }";
 
-fn token(payload: &Value) -> &str {
-    payload["accessToken"].as_str().expect("accessToken")
-}
-
-async fn change(app: &TestApp, bearer: &str, current: &str, new: &str) -> Value {
+async fn change(app: &TestApp, bearer: &str, current: &str, new: &str) -> Gql {
     app.gql(CHANGE, json!({"c": current, "n": new}), Some(bearer))
         .await
 }
@@ -32,8 +30,8 @@ fn has_entry(entries: &[Value], kind: &str, id: &str) -> bool {
     entries.iter().any(|e| e["kind"] == kind && e["id"] == id)
 }
 
-async fn refresh(app: &TestApp, payload: &Value) -> Value {
-    app.gql(REFRESH, json!({"token": payload["refreshToken"]}), None)
+async fn refresh(app: &TestApp, payload: &AuthPayload) -> Gql {
+    app.gql(REFRESH, json!({"token": payload.refresh_token}), None)
         .await
 }
 
@@ -42,30 +40,30 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
     let app = spawn_app().await;
     let email = "changer@example.com";
     let here = app.sign_up(email).await;
-    let there = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
-    let here_session = here["session"]["id"].as_str().unwrap();
-    let there_session = there["session"]["id"].as_str().unwrap();
+    let there = app.signed_in(email, PASSWORD).await;
+    let here_session = &here.session_id;
+    let there_session = &there.session_id;
 
     // Wrong current password, weak or address-like new ones: refused, nothing changes.
-    let body = change(&app, token(&here), "not my password", NEW_PASSWORD).await;
-    assert_eq!(code(&body), "INVALID_CREDENTIALS", "{body}");
-    let body = change(&app, token(&here), PASSWORD, "password").await;
-    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    let body = change(&app, token(&here), PASSWORD, email).await;
-    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let body = change(&app, &here.access_token, "not my password", NEW_PASSWORD).await;
+    assert_eq!(body.code(), "INVALID_CREDENTIALS", "{body}");
+    let body = change(&app, &here.access_token, PASSWORD, "password").await;
+    assert_eq!(body.code(), "BAD_USER_INPUT", "{body}");
+    let body = change(&app, &here.access_token, PASSWORD, email).await;
+    assert_eq!(body.code(), "BAD_USER_INPUT", "{body}");
     assert!(
-        app.gql(ME, json!({}), Some(token(&there))).await["errors"].is_null(),
+        app.gql(ME, json!({}), Some(&there.access_token)).await["errors"].is_null(),
         "a refused change ends nothing"
     );
 
-    let body = change(&app, token(&here), PASSWORD, NEW_PASSWORD).await;
+    let body = change(&app, &here.access_token, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(body["data"]["changePassword"], true, "{body}");
 
     // This session goes on, with its refresh token; the other one is over.
-    assert!(app.gql(ME, json!({}), Some(token(&here))).await["errors"].is_null());
+    assert!(app.gql(ME, json!({}), Some(&here.access_token)).await["errors"].is_null());
     assert!(refresh(&app, &here).await["errors"].is_null());
     assert_eq!(
-        code(&app.gql(ME, json!({}), Some(token(&there))).await),
+        code(&app.gql(ME, json!({}), Some(&there.access_token)).await),
         "UNAUTHENTICATED"
     );
     assert_eq!(code(&refresh(&app, &there).await), "UNAUTHENTICATED");
@@ -85,11 +83,11 @@ async fn changing_the_password_ends_the_other_sessions_and_keeps_this_one() {
     // Machine tokens have no password to change.
     let admin = app.machine_token("default", &["admin"]).await;
     let body = change(&app, &admin, PASSWORD, NEW_PASSWORD).await;
-    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(body.code(), "FORBIDDEN", "{body}");
     let body = app
         .gql(CHANGE, json!({"c": PASSWORD, "n": NEW_PASSWORD}), None)
         .await;
-    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(body.code(), "UNAUTHENTICATED", "{body}");
 }
 
 #[tokio::test]
@@ -99,7 +97,7 @@ async fn wrong_current_passwords_are_rate_limited_per_user() {
     for attempt in 0..5 {
         let body = change(
             &app,
-            token(&user),
+            &user.access_token,
             &format!("guess {attempt}"),
             NEW_PASSWORD,
         )
@@ -110,8 +108,8 @@ async fn wrong_current_passwords_are_rate_limited_per_user() {
             "attempt {attempt}: {body}"
         );
     }
-    let body = change(&app, token(&user), PASSWORD, NEW_PASSWORD).await;
-    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    let body = change(&app, &user.access_token, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(body.code(), "RATE_LIMITED", "{body}");
     assert!(
         body["errors"][0]["extensions"]["retryAfter"]
             .as_u64()
@@ -120,7 +118,7 @@ async fn wrong_current_passwords_are_rate_limited_per_user() {
     );
     // Another user is not affected.
     let other = app.sign_up("unguessed@example.com").await;
-    let body = change(&app, token(&other), PASSWORD, NEW_PASSWORD).await;
+    let body = change(&app, &other.access_token, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(body["data"]["changePassword"], true, "{body}");
 }
 
@@ -129,23 +127,27 @@ async fn deleting_the_account_removes_it_and_every_token() {
     let app = spawn_app().await;
     let email = "leaving@example.com";
     let first = app.sign_up(email).await;
-    let second = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
-    let user_id = first["user"]["id"].as_str().unwrap().to_owned();
+    let second = app.signed_in(email, PASSWORD).await;
+    let user_id = first.user_id.clone();
     let bystander = app.sign_up("staying@example.com").await;
 
     let body = app
-        .gql("mutation { deleteAccount }", json!({}), Some(token(&first)))
+        .gql(
+            "mutation { deleteAccount }",
+            json!({}),
+            Some(&first.access_token),
+        )
         .await;
     assert_eq!(body["data"]["deleteAccount"], true, "{body}");
 
     for gone in [&first, &second] {
         assert_eq!(
-            code(&app.gql(ME, json!({}), Some(token(gone))).await),
+            code(&app.gql(ME, json!({}), Some(&gone.access_token)).await),
             "UNAUTHENTICATED"
         );
         assert_eq!(code(&refresh(&app, gone).await), "UNAUTHENTICATED");
     }
-    assert!(app.gql(ME, json!({}), Some(token(&bystander))).await["errors"].is_null());
+    assert!(app.gql(ME, json!({}), Some(&bystander.access_token)).await["errors"].is_null());
     assert_eq!(
         code(&app.sign_in(email, PASSWORD).await),
         "INVALID_CREDENTIALS"
@@ -175,7 +177,7 @@ async fn deleting_the_account_removes_it_and_every_token() {
     .unwrap();
     assert_eq!(audited, 1);
     let again = app.sign_up(email).await;
-    assert_ne!(again["user"]["id"], first["user"]["id"]);
+    assert_ne!(again.user_id, first.user_id);
 }
 
 #[tokio::test]
@@ -183,47 +185,58 @@ async fn admins_end_sessions_and_delete_users_of_their_tenant_only() {
     let app = spawn_app_with(|c| c.admin_emails = vec!["boss@example.com".into()]).await;
     let boss = app.sign_up_admin("boss@example.com").await;
     let target = app.sign_up("target@example.com").await;
-    let second = app.sign_in("target@example.com", PASSWORD).await["data"]["signIn"].clone();
-    let target_id = target["user"]["id"].as_str().unwrap().to_owned();
+    let second = app.signed_in("target@example.com", PASSWORD).await;
+    let target_id = target.user_id.clone();
     let peer = app.sign_up("peer@example.com").await;
 
     // Not an admin: refused, nothing ends.
     let body = app
-        .gql(ADMIN_REVOKE, json!({"u": target_id}), Some(token(&peer)))
+        .gql(
+            ADMIN_REVOKE,
+            json!({"u": target_id}),
+            Some(&peer.access_token),
+        )
         .await;
-    assert_eq!(code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(body.code(), "FORBIDDEN", "{body}");
     let body = app
-        .gql(ADMIN_DELETE, json!({"u": target_id}), Some(token(&peer)))
+        .gql(
+            ADMIN_DELETE,
+            json!({"u": target_id}),
+            Some(&peer.access_token),
+        )
         .await;
-    assert_eq!(code(&body), "FORBIDDEN", "{body}");
-    assert!(app.gql(ME, json!({}), Some(token(&target))).await["errors"].is_null());
+    assert_eq!(body.code(), "FORBIDDEN", "{body}");
+    assert!(app.gql(ME, json!({}), Some(&target.access_token)).await["errors"].is_null());
 
     // An admin user ends both sessions: one cut-off entry on the feed.
     let body = app
-        .gql(ADMIN_REVOKE, json!({"u": target_id}), Some(token(&boss)))
+        .gql(
+            ADMIN_REVOKE,
+            json!({"u": target_id}),
+            Some(&boss.access_token),
+        )
         .await;
     assert_eq!(body["data"]["adminRevokeSessions"], 2, "{body}");
     for gone in [&target, &second] {
         assert_eq!(
-            code(&app.gql(ME, json!({}), Some(token(gone))).await),
+            code(&app.gql(ME, json!({}), Some(&gone.access_token)).await),
             "UNAUTHENTICATED"
         );
     }
     assert!(has_entry(&feed(&app).await, "user", &target_id));
     // The account itself is intact: signing in again works, and the new token too.
-    let back = app.sign_in("target@example.com", PASSWORD).await;
-    let back = &back["data"]["signIn"];
-    assert!(app.gql(ME, json!({}), Some(token(back))).await["errors"].is_null());
+    let back = &app.signed_in("target@example.com", PASSWORD).await;
+    assert!(app.gql(ME, json!({}), Some(&back.access_token)).await["errors"].is_null());
 
     // Unknown ids, and users of another tenant, are not found.
     let body = app
         .gql(
             ADMIN_REVOKE,
             json!({"u": "no-such-user"}),
-            Some(token(&boss)),
+            Some(&boss.access_token),
         )
         .await;
-    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(body.code(), "NOT_FOUND", "{body}");
     let platform = app.machine_token("default", &["platform"]).await;
     let created = app
         .gql(
@@ -242,7 +255,7 @@ async fn admins_end_sessions_and_delete_users_of_their_tenant_only() {
             Some("other"),
         )
         .await;
-    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    assert_eq!(body.code(), "NOT_FOUND", "{body}");
 
     // A machine token with scope admin deletes the user; a second delete finds nothing.
     let admin = app.machine_token("default", &["admin"]).await;
@@ -251,7 +264,7 @@ async fn admins_end_sessions_and_delete_users_of_their_tenant_only() {
         .await;
     assert_eq!(body["data"]["adminDeleteUser"], true, "{body}");
     assert_eq!(
-        code(&app.gql(ME, json!({}), Some(token(back))).await),
+        code(&app.gql(ME, json!({}), Some(&back.access_token)).await),
         "UNAUTHENTICATED"
     );
     assert_eq!(
@@ -261,6 +274,6 @@ async fn admins_end_sessions_and_delete_users_of_their_tenant_only() {
     let body = app
         .gql(ADMIN_DELETE, json!({"u": target_id}), Some(&admin))
         .await;
-    assert_eq!(code(&body), "NOT_FOUND", "{body}");
-    assert!(app.gql(ME, json!({}), Some(token(&peer))).await["errors"].is_null());
+    assert_eq!(body.code(), "NOT_FOUND", "{body}");
+    assert!(app.gql(ME, json!({}), Some(&peer.access_token)).await["errors"].is_null());
 }

@@ -8,19 +8,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    PASSWORD, REFRESH, SIGN_IN, SIGN_UP, TestApp, code, spawn_app, spawn_app_with,
-};
 use crate::otp::{request as request_code, verify as verify_code};
-use crate::smtp::SmtpServer;
+use crate::support::{
+    AuthPayload, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, SmtpServer, TestApp, code, spawn_app,
+    spawn_app_with, spawn_on,
+};
 
 const ME: &str = "{ me { id roles } }";
 const CREATE_TOKEN: &str = "mutation($s: [String!]!) { createApiToken(input: {name: \"t\", scopes: $s}) { id secret token { scopes } } }";
 const DELETE_TOKEN: &str = "mutation($id: ID!) { deleteApiToken(id: $id) }";
-
-fn access(payload: &Value) -> &str {
-    payload["accessToken"].as_str().expect("an access token")
-}
 
 /// The revocation feed as a `verify,platform` reader sees it.
 async fn feed(app: &TestApp) -> Vec<Value> {
@@ -52,7 +48,7 @@ async fn a_caller_grants_only_the_scopes_it_holds() {
     // A tenant admin (a user) holds admin, connections and verify — never platform.
     for scopes in [json!(["platform"]), json!(["admin", "platform"])] {
         let body = app
-            .gql(CREATE_TOKEN, json!({"s": scopes}), Some(access(&boss)))
+            .gql(CREATE_TOKEN, json!({"s": scopes}), Some(&boss.access_token))
             .await;
         assert_eq!(code(&body), "FORBIDDEN", "{scopes}: {body}");
     }
@@ -65,7 +61,7 @@ async fn a_caller_grants_only_the_scopes_it_holds() {
         .gql(
             CREATE_TOKEN,
             json!({"s": ["admin", "connections", "verify"]}),
-            Some(access(&boss)),
+            Some(&boss.access_token),
         )
         .await;
     assert!(granted["errors"].is_null(), "{granted}");
@@ -136,7 +132,7 @@ async fn a_caller_grants_only_the_scopes_it_holds() {
         .gql(
             DELETE_TOKEN,
             json!({"id": platform_id}),
-            Some(access(&boss)),
+            Some(&boss.access_token),
         )
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
@@ -168,15 +164,15 @@ async fn configured_admin_addresses_count_only_once_proven_and_removal_takes_the
     let app = app_with_mail_and_admins(&smtp, &["root@example.com"]).await;
     // The review's attack: a password sign-up with a listed address, in another case.
     let signed_up = app.sign_up("ROOT@Example.com").await;
-    assert_eq!(signed_up["user"]["roles"], json!([]), "{signed_up}");
-    let me = app.gql(ME, json!({}), Some(access(&signed_up))).await;
+    assert_eq!(signed_up.roles, Vec::<String>::new(), "{signed_up:?}");
+    let me = app.gql(ME, json!({}), Some(&signed_up.access_token)).await;
     assert_eq!(me["data"]["me"]["roles"], json!([]));
 
     // Proven by a code through our own mail: the role comes with that sign-in.
     let (challenge, code_sent, _) = request_code(&app, &smtp, "root@example.com").await;
     let proven = verify_code(&app, "root@example.com", &challenge, &code_sent).await;
     assert!(proven["errors"].is_null(), "{proven}");
-    let token = proven["data"]["verifyOtp"]["accessToken"].as_str().unwrap();
+    let token = &proven.data::<AuthPayload>("verifyOtp").access_token;
     let me = app.gql(ME, json!({}), Some(token)).await;
     assert_eq!(me["data"]["me"]["roles"], json!(["admin"]), "{me}");
     let configured = count(
@@ -188,10 +184,10 @@ async fn configured_admin_addresses_count_only_once_proven_and_removal_takes_the
 
     // Off the list: the next sign-in takes the role back.
     let db = app.stop().await;
-    let app = crate::helpers::spawn_on(db, |config| config.smtp_url = Some(smtp.url())).await;
+    let app = spawn_on(db, |config| config.smtp_url = Some(smtp.url())).await;
     let (challenge, code_sent, _) = request_code(&app, &smtp, "root@example.com").await;
     let again = verify_code(&app, "root@example.com", &challenge, &code_sent).await;
-    let token = again["data"]["verifyOtp"]["accessToken"].as_str().unwrap();
+    let token = &again.data::<AuthPayload>("verifyOtp").access_token;
     let me = app.gql(ME, json!({}), Some(token)).await;
     assert_eq!(me["data"]["me"]["roles"], json!([]), "{me}");
 }
@@ -203,7 +199,7 @@ async fn a_code_sign_in_takes_back_an_account_pre_hijacked_by_a_password_sign_up
     let carol = "carol@example.com";
     // The attacker signs up with Carol's address and keeps a second session too.
     let attacker = app.sign_up(carol).await;
-    let attacker_too = app.sign_in(carol, PASSWORD).await["data"]["signIn"].clone();
+    let attacker_too = app.signed_in(carol, PASSWORD).await;
     let unverified = count(
         &app,
         "SELECT COUNT(*) FROM user_emails WHERE email = 'carol@example.com' AND verified_at IS NULL",
@@ -218,8 +214,8 @@ async fn a_code_sign_in_takes_back_an_account_pre_hijacked_by_a_password_sign_up
     let (challenge, code_sent, _) = request_code(&app, &smtp, carol).await;
     let body = verify_code(&app, carol, &challenge, &code_sent).await;
     assert!(body["errors"].is_null(), "{body}");
-    let carols = body["data"]["verifyOtp"].clone();
-    assert_eq!(carols["user"]["id"], attacker["user"]["id"]);
+    let carols: AuthPayload = body.data("verifyOtp");
+    assert_eq!(carols.user_id, attacker.user_id);
     // …but the attacker's password no longer works, and neither do their sessions.
     assert_eq!(
         code(&app.sign_in(carol, PASSWORD).await),
@@ -227,22 +223,22 @@ async fn a_code_sign_in_takes_back_an_account_pre_hijacked_by_a_password_sign_up
     );
     for session in [&attacker, &attacker_too] {
         assert_eq!(
-            code(&app.gql(ME, json!({}), Some(access(session))).await),
+            code(&app.gql(ME, json!({}), Some(&session.access_token)).await),
             "UNAUTHENTICATED"
         );
         let refreshed = app
-            .gql(REFRESH, json!({"token": session["refreshToken"]}), None)
+            .gql(REFRESH, json!({"token": session.refresh_token}), None)
             .await;
         assert_eq!(code(&refreshed), "UNAUTHENTICATED", "{refreshed}");
     }
     // Verifiers hear of it: a session entry for each of the attacker's sessions.
     let entries = feed(&app).await;
     for session in [&attacker, &attacker_too] {
-        let id = session["session"]["id"].as_str().unwrap();
+        let id = &session.session_id;
         assert!(has_entry(&entries, "session", id), "{entries:?}");
     }
     // Carol's own session works; the address is verified and the takeover audited.
-    let me = app.gql(ME, json!({}), Some(access(&carols))).await;
+    let me = app.gql(ME, json!({}), Some(&carols.access_token)).await;
     assert!(me["errors"].is_null(), "{me}");
     let audited = count(
         &app,
@@ -255,7 +251,7 @@ async fn a_code_sign_in_takes_back_an_account_pre_hijacked_by_a_password_sign_up
     let (challenge, code_sent, _) = request_code(&app, &smtp, carol).await;
     let second = verify_code(&app, carol, &challenge, &code_sent).await;
     assert!(second["errors"].is_null(), "{second}");
-    let me = app.gql(ME, json!({}), Some(access(&carols))).await;
+    let me = app.gql(ME, json!({}), Some(&carols.access_token)).await;
     assert!(
         me["errors"].is_null(),
         "the first code session goes on: {me}"
@@ -430,7 +426,7 @@ async fn no_field_suggestions_when_introspection_is_off() {
 async fn with_no_grace_a_duplicate_refresh_is_reuse_even_in_one_batch_or_at_once() {
     let app = spawn_app_with(|c| c.refresh_grace_seconds = 0).await;
     let first = app.sign_up("batch@example.com").await;
-    let token = first["refreshToken"].clone();
+    let token = first.refresh_token.clone();
     let batch = vec![
         json!({"query": REFRESH, "variables": {"token": token}}),
         json!({"query": REFRESH, "variables": {"token": token}}),
@@ -458,15 +454,15 @@ async fn with_no_grace_a_duplicate_refresh_is_reuse_even_in_one_batch_or_at_once
     }
 
     for _ in 0..4 {
-        let first = app.sign_in("batch@example.com", PASSWORD).await["data"]["signIn"].clone();
-        let token = first["refreshToken"].clone();
+        let first = app.signed_in("batch@example.com", PASSWORD).await;
+        let token = first.refresh_token.clone();
         let (a, b) = tokio::join!(
             app.gql(REFRESH, json!({"token": token}), None),
             app.gql(REFRESH, json!({"token": token}), None)
         );
         let wins = [&a, &b].iter().filter(|x| x["errors"].is_null()).count();
         assert!(wins <= 1, "{a} {b}");
-        let session = first["session"]["id"].as_str().unwrap();
+        let session = &first.session_id;
         let revoked = count(
             &app,
             &format!(
@@ -521,7 +517,10 @@ async fn machine_endpoints_need_a_verify_token_and_the_exemption_never_covers_pr
     // The loopback exemption is on by default only on SQLite (with a loopback listener).
     let exempt = if app.db.is_postgres() { 401 } else { 200 };
     assert_eq!(feed_status(&app, None, &[]).await, exempt);
-    assert_eq!(introspect(&app, None, &[], access(&user)).await.0, exempt);
+    assert_eq!(
+        introspect(&app, None, &[], &user.access_token).await.0,
+        exempt
+    );
     // Never for a forwarded request, whatever its peer.
     for forwarded in [
         ("x-forwarded-for", "203.0.113.9"),
@@ -535,7 +534,9 @@ async fn machine_endpoints_need_a_verify_token_and_the_exemption_never_covers_pr
             "{forwarded:?}"
         );
         assert_eq!(
-            introspect(&app, None, &[forwarded], access(&user)).await.0,
+            introspect(&app, None, &[forwarded], &user.access_token)
+                .await
+                .0,
             401
         );
     }
@@ -543,28 +544,30 @@ async fn machine_endpoints_need_a_verify_token_and_the_exemption_never_covers_pr
     let admin = app.machine_token("default", &["admin"]).await;
     assert_eq!(feed_status(&app, Some(&admin), &[]).await, 403);
     assert_eq!(
-        introspect(&app, Some(&admin), &[], access(&user)).await.0,
+        introspect(&app, Some(&admin), &[], &user.access_token)
+            .await
+            .0,
         403
     );
-    assert_eq!(feed_status(&app, Some(access(&user)), &[]).await, 401);
+    assert_eq!(feed_status(&app, Some(&user.access_token), &[]).await, 401);
     assert_eq!(feed_status(&app, Some("mt_forged"), &[]).await, 401);
     let verify = app.machine_token("default", &["verify"]).await;
     assert_eq!(
         feed_status(&app, Some(&verify), &[("x-forwarded-for", "203.0.113.9")]).await,
         200
     );
-    let (status, answer) = introspect(&app, Some(&verify), &[], access(&user)).await;
+    let (status, answer) = introspect(&app, Some(&verify), &[], &user.access_token).await;
     assert_eq!((status, &answer["active"]), (200, &json!(true)), "{answer}");
 
     // Through a trusted same-host proxy, or with the setting off: no exemption.
     let db = app.stop().await;
-    let proxied = crate::helpers::spawn_on(db, |c| {
+    let proxied = spawn_on(db, |c| {
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     assert_eq!(feed_status(&proxied, None, &[]).await, 401);
     let db = proxied.stop().await;
-    let off = crate::helpers::spawn_on(db, |c| c.internal_loopback_no_token = Some(false)).await;
+    let off = spawn_on(db, |c| c.internal_loopback_no_token = Some(false)).await;
     assert_eq!(feed_status(&off, None, &[]).await, 401);
     assert_eq!(feed_status(&off, Some(&verify), &[]).await, 200);
 }
@@ -590,25 +593,26 @@ async fn a_verify_token_reads_its_own_tenant_only_unless_it_holds_platform() {
             .gql_raw(
                 "mutation { signOut }",
                 json!({}),
-                Some(access(payload)),
+                Some(&payload.access_token),
                 tenant,
             )
             .await;
         assert!(body["errors"].is_null(), "{body}");
     }
-    let ours = app.sign_in("ours@example.com", PASSWORD).await["data"]["signIn"].clone();
+    let ours = app.signed_in("ours@example.com", PASSWORD).await;
 
     let default_verify = app.machine_token("default", &["verify"]).await;
     let everything = app.machine_token("default", &["verify", "platform"]).await;
     // Introspection: another tenant's valid token is as inactive as a forged one.
-    let (_, answer) = introspect(&app, Some(&default_verify), &[], access(&ours)).await;
+    let (_, answer) = introspect(&app, Some(&default_verify), &[], &ours.access_token).await;
     assert_eq!(answer["active"], true, "{answer}");
     let theirs_again = app.sign_up_in("theirs2@example.com", Some("acme")).await;
-    let (_, answer) = introspect(&app, Some(&default_verify), &[], access(&theirs_again)).await;
+    let (_, answer) =
+        introspect(&app, Some(&default_verify), &[], &theirs_again.access_token).await;
     assert_eq!(answer, json!({"active": false}));
     let (_, answer) = introspect(&app, Some(&default_verify), &[], &acme_admin).await;
     assert_eq!(answer, json!({"active": false}));
-    let (_, answer) = introspect(&app, Some(&everything), &[], access(&theirs_again)).await;
+    let (_, answer) = introspect(&app, Some(&everything), &[], &theirs_again.access_token).await;
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["tid"], "acme");
 
@@ -671,13 +675,13 @@ async fn a_revocation_whose_feed_entry_fails_is_not_half_done_and_can_be_retried
     let app = spawn_app().await;
     let email = "outbox@example.com";
     let here = app.sign_up(email).await;
-    let there = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
-    let there_id = there["session"]["id"].clone();
+    let there = app.signed_in(email, PASSWORD).await;
+    let there_id = there.session_id.clone();
     const REVOKE: &str = "mutation($id: ID!) { revokeSession(id: $id) }";
 
     break_the_feed(&app, true).await;
     let body = app
-        .gql(REVOKE, json!({"id": there_id}), Some(access(&here)))
+        .gql(REVOKE, json!({"id": there_id}), Some(&here.access_token))
         .await;
     assert_eq!(code(&body), "INTERNAL", "{body}");
     assert!(
@@ -685,9 +689,13 @@ async fn a_revocation_whose_feed_entry_fails_is_not_half_done_and_can_be_retried
         "no database text: {body}"
     );
     // Not revoked without its entry: the session still works, so the retry has work to do.
-    assert!(app.gql(ME, json!({}), Some(access(&there))).await["errors"].is_null());
+    assert!(app.gql(ME, json!({}), Some(&there.access_token)).await["errors"].is_null());
     let body = app
-        .gql("mutation { deleteAccount }", json!({}), Some(access(&here)))
+        .gql(
+            "mutation { deleteAccount }",
+            json!({}),
+            Some(&here.access_token),
+        )
         .await;
     assert_eq!(code(&body), "INTERNAL");
     assert!(
@@ -697,16 +705,12 @@ async fn a_revocation_whose_feed_entry_fails_is_not_half_done_and_can_be_retried
 
     break_the_feed(&app, false).await;
     let body = app
-        .gql(REVOKE, json!({"id": there_id}), Some(access(&here)))
+        .gql(REVOKE, json!({"id": there_id}), Some(&here.access_token))
         .await;
     assert_eq!(body["data"]["revokeSession"], true, "{body}");
-    assert!(has_entry(
-        &feed(&app).await,
-        "session",
-        there_id.as_str().unwrap()
-    ));
+    assert!(has_entry(&feed(&app).await, "session", &there_id));
     assert_eq!(
-        code(&app.gql(ME, json!({}), Some(access(&there))).await),
+        code(&app.gql(ME, json!({}), Some(&there.access_token)).await),
         "UNAUTHENTICATED"
     );
 }
@@ -723,7 +727,7 @@ async fn an_entry_that_commits_after_a_later_one_still_reaches_a_reader_resuming
     let store = app.store().await;
     let verify = app.machine_token("default", &["verify"]).await;
     let user = app.sign_up("order@example.com").await;
-    let other = app.sign_in("order@example.com", PASSWORD).await["data"]["signIn"].clone();
+    let other = app.signed_in("order@example.com", PASSWORD).await;
 
     // Transaction A takes a seq and does not commit yet…
     let mut early = store.pool().begin().await.unwrap();
@@ -740,8 +744,8 @@ async fn an_entry_that_commits_after_a_later_one_still_reaches_a_reader_resuming
     let body = app
         .gql(
             "mutation($id: ID!) { revokeSession(id: $id) }",
-            json!({"id": other["session"]["id"]}),
-            Some(access(&user)),
+            json!({"id": other.session_id}),
+            Some(&user.access_token),
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
@@ -804,30 +808,26 @@ async fn no_refresh_racing_revoke_all_sessions_mints_a_token_verifiers_accept() 
     app.sign_up(email).await;
     let mut minted = Vec::new();
     for _ in 0..8 {
-        let victim = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
-        let caller = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
+        let victim = app.signed_in(email, PASSWORD).await;
+        let caller = app.signed_in(email, PASSWORD).await;
         let (refreshed, revoked) = tokio::join!(
-            app.gql(REFRESH, json!({"token": victim["refreshToken"]}), None),
+            app.gql(REFRESH, json!({"token": victim.refresh_token}), None),
             app.gql(
                 "mutation { revokeAllSessions }",
                 json!({}),
-                Some(access(&caller))
+                Some(&caller.access_token)
             )
         );
         assert!(revoked["errors"].is_null(), "{revoked}");
         if let Some(token) = refreshed["data"]["refreshSession"]["accessToken"].as_str() {
             minted.push(token.to_owned());
         }
-        minted.push(access(&victim).to_owned());
-        minted.push(access(&caller).to_owned());
+        minted.push(victim.access_token.clone());
+        minted.push(caller.access_token.clone());
         // Every session ended has its own entry, not just the user's cut-off.
         let entries = feed(&app).await;
         for session in [&victim, &caller] {
-            assert!(has_entry(
-                &entries,
-                "session",
-                session["session"]["id"].as_str().unwrap()
-            ));
+            assert!(has_entry(&entries, "session", &session.session_id));
         }
     }
     let entries = feed(&app).await;

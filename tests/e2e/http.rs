@@ -2,13 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, SIGN_IN, code, spawn_app, spawn_app_with};
+use crate::support::{PASSWORD, SIGN_IN, TestApp, code, spawn_app, spawn_app_with};
 
-async fn post_raw(
-    app: &crate::helpers::TestApp,
-    content_type: &str,
-    body: Vec<u8>,
-) -> (u16, Value) {
+async fn post_raw(app: &TestApp, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let response = app
         .client
         .post(format!("{}/graphql", app.base))
@@ -135,7 +131,10 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("http_requests_total"), "{text}");
     let (status, _, body) = app.get("/nowhere").await;
     assert_eq!(status, 404);
-    assert_eq!(code(&serde_json::from_str(&body).unwrap()), "NOT_FOUND");
+    assert_eq!(
+        code(&serde_json::from_str::<Value>(&body).unwrap()),
+        "NOT_FOUND"
+    );
 }
 
 #[tokio::test]
@@ -159,11 +158,11 @@ async fn introspection_answers_machine_callers() {
             )
         }
     };
-    let access = user["accessToken"].as_str().unwrap().to_owned();
+    let access = user.access_token.clone();
     let (status, body) = introspect(access.clone(), Some(verify.clone())).await;
     assert_eq!(status, 200);
     assert_eq!(body["active"], true);
-    assert_eq!(body["sub"], user["user"]["id"]);
+    assert_eq!(body["sub"], user.user_id);
     assert_eq!(body["tid"], "default");
     let (_, machine) = introspect(verify.clone(), Some(verify.clone())).await;
     assert_eq!(

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, code, spawn_app, spawn_app_with};
+use crate::support::{Gql, PASSWORD, SIGN_UP, TestApp, code, spawn_app, spawn_app_with};
 
 /// One request that tries `aliases` wrong passwords for each address of `emails`.
 fn aliased_sign_ins(emails: &[String], aliases: usize) -> Vec<Value> {
@@ -137,12 +137,8 @@ async fn deny_and_allow_lists_stop_sign_ups_and_codes() {
     let sign_up = |email: &'static str| {
         let app = &app;
         async move {
-            app.gql(
-                crate::helpers::SIGN_UP,
-                json!({"email": email, "password": PASSWORD}),
-                None,
-            )
-            .await
+            app.gql(SIGN_UP, json!({"email": email, "password": PASSWORD}), None)
+                .await
         }
     };
     let request_otp = |email: &'static str| {
@@ -197,7 +193,7 @@ async fn code_and_reset_requests_are_limited_per_address_whatever_the_account() 
     app.sign_up("someone@example.com").await;
     for email in ["someone@example.com", "no-one@example.com"] {
         // requestPasswordReset: 3 per address per 10 minutes.
-        let answers: Vec<Value> = repeat(&app, 4, |app| async move {
+        let answers: Vec<Gql> = repeat(&app, 4, |app| async move {
             app.gql(
                 "mutation($e: String!) { requestPasswordReset(email: $e) }",
                 json!({"e": email}),
@@ -230,10 +226,10 @@ async fn code_and_reset_requests_are_limited_per_address_whatever_the_account() 
 }
 
 /// Run `op` `times` times one after the other; the answers in order.
-async fn repeat<'a, F, Fut>(app: &'a crate::helpers::TestApp, times: usize, op: F) -> Vec<Value>
+async fn repeat<'a, F, Fut>(app: &'a TestApp, times: usize, op: F) -> Vec<Gql>
 where
-    F: Fn(&'a crate::helpers::TestApp) -> Fut,
-    Fut: std::future::Future<Output = Value>,
+    F: Fn(&'a TestApp) -> Fut,
+    Fut: std::future::Future<Output = Gql>,
 {
     let mut answers = Vec::with_capacity(times);
     for _ in 0..times {

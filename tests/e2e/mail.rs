@@ -1,5 +1,5 @@
 //! Mail: the outbox delivered by the running app over real SMTP (the test server in
-//! `smtp.rs`), with the tenant's branding and templates; sealed at rest and erased once
+//! `support/smtp.rs`), with the tenant's branding and templates; sealed at rest and erased once
 //! sent; surviving a restart while SMTP is down; claimed once across several workers;
 //! and the log mailer when `SMTP_URL` is unset.
 //!
@@ -17,8 +17,7 @@ use auth_api::store::Store;
 use auth_api::store::outbox::{OutboxRow, insert_mail};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, spawn_on};
-use crate::smtp::{SmtpServer, free_port};
+use crate::support::{SmtpServer, TestApp, free_port, spawn_app, spawn_app_with, spawn_on};
 
 const WAIT: Duration = Duration::from_secs(20);
 

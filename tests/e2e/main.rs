@@ -1,11 +1,10 @@
 //! End-to-end tests: the real app over real HTTP on a real database (SQLite, or PostgreSQL
-//! when `TEST_DATABASE_URL` is set). One binary with a module per feature keeps link time down.
+//! when `TEST_DATABASE_URL` is set). One binary with a module per feature keeps link time down;
+//! `support` is the one harness every module uses.
 
-mod helpers;
-mod smtp;
+mod support;
 
 mod account;
-mod accounts;
 mod hardening;
 mod http;
 mod limits;
@@ -16,6 +15,7 @@ mod regressions;
 mod reset;
 mod schema;
 mod sessions;
+mod sign_up;
 mod tenants;
 mod tokens;
 mod verifier;

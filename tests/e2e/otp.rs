@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, code, spawn_app_with};
-use crate::smtp::SmtpServer;
+use crate::support::{Gql, SmtpServer, TestApp, code, spawn_app_with};
 
 const REQUEST_OTP: &str =
     "mutation($e: String!) { requestOtp(input: {email: $e}) { challengeId expiresAt codeLength } }";
-const VERIFY_OTP: &str = "mutation($e: String!, $c: ID!, $code: String!) { verifyOtp(input: {email: $e, challengeId: $c, code: $code}) { accessToken refreshToken user { id emails { primary } } session { id method } } }";
+const VERIFY_OTP: &str = "mutation($e: String!, $c: ID!, $code: String!) { verifyOtp(input: {email: $e, challengeId: $c, code: $code}) { accessToken refreshToken user { id roles emails { primary } } session { id method } } }";
 
 /// An app that mails through `smtp`.
 pub(crate) async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
@@ -44,7 +43,8 @@ pub(crate) async fn request(
     )
 }
 
-pub(crate) async fn verify(app: &TestApp, email: &str, challenge: &str, code: &str) -> Value {
+/// Signs in with `code` for `challenge`: the whole answer.
+pub(crate) async fn verify(app: &TestApp, email: &str, challenge: &str, code: &str) -> Gql {
     app.gql(
         VERIFY_OTP,
         json!({"e": email, "c": challenge, "code": code}),

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 
-use crate::helpers::spawn_app;
-use crate::verifier::{Proc, Verifier, free_port};
+use crate::support::{Proc, Verifier, free_port, spawn_app};
 
 fn nginx_bin() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
@@ -107,7 +106,7 @@ async fn nginx_auth_request_passes_good_tokens_with_identity_and_refuses_bad_one
     let app = spawn_app().await;
     let machine = app.machine_token("default", &["verify"]).await;
     // The loopback exemption of `/introspect` on: nginx on the same host must not pass it on.
-    let v = Verifier::start(
+    let v = Verifier::start_process(
         &app.base,
         Some(&machine),
         &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "true")],
@@ -148,9 +147,9 @@ async fn nginx_auth_request_passes_good_tokens_with_identity_and_refuses_bad_one
     }
 
     let signed = app.sign_up("nginx@example.com").await;
-    let token = signed["accessToken"].as_str().expect("token");
-    let user = signed["user"]["id"].as_str().expect("user id");
-    let session = signed["session"]["id"].as_str().expect("session id");
+    let token = signed.access_token.as_str();
+    let user = &signed.user_id;
+    let session = &signed.session_id;
 
     let r = client
         .get(format!("{base}/orders/42?x=1"))

@@ -2,7 +2,6 @@
 //! `jku`, `x5u`), other keys behind real kids, tokens presented to another tenant, and no
 //! secret in the logs of the real `auth-api` binary at debug level (text and JSON).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 
-use crate::helpers::{REFRESH, SIGN_IN, SIGN_UP, TestDb, code, spawn_app_with};
+use crate::support::{
+    ApiProcess, ApiSettings, REFRESH, SIGN_IN, SIGN_UP, TestDb, code, free_port, master_key,
+    spawn_app_with,
+};
 
 const ME: &str = "{ me { id } }";
 
@@ -96,7 +98,7 @@ async fn tokens_carrying_or_pointing_at_their_own_key_are_refused() {
     std::fs::write(&key_path, &pem).unwrap();
     let app = spawn_app_with(|c| c.signing_key_file = Some(key_path.clone())).await;
     let signed = app.sign_up("jwk@example.com").await;
-    let token = signed["accessToken"].as_str().unwrap();
+    let token = signed.access_token.as_str();
     let kid = kid_of(token);
     let claims = claims_of(token);
 
@@ -105,7 +107,7 @@ async fn tokens_carrying_or_pointing_at_their_own_key_are_refused() {
     let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
     let genuine = forge(&header, &claims, &real_key);
     let body = app.gql(ME, json!({}), Some(&genuine)).await;
-    assert_eq!(body["data"]["me"]["id"], signed["user"]["id"], "{body}");
+    assert_eq!(body["data"]["me"]["id"], signed.user_id, "{body}");
 
     let (attacker, _) = ed25519();
     let attacker_jwk = jwk(&attacker, Some("attacker"));
@@ -234,8 +236,8 @@ async fn a_token_is_refused_in_any_tenant_but_its_own_whatever_x_tenant_says() {
     }
     let home = app.sign_up("cross@example.com").await;
     let away = app.sign_up_in("cross@example.com", Some("acme")).await;
-    let home_token = home["accessToken"].as_str().unwrap();
-    let away_token = away["accessToken"].as_str().unwrap();
+    let home_token = home.access_token.as_str();
+    let away_token = away.access_token.as_str();
 
     // Each token in its own tenant, named or by default.
     for (token, tenant, user) in [
@@ -244,10 +246,7 @@ async fn a_token_is_refused_in_any_tenant_but_its_own_whatever_x_tenant_says() {
         (away_token, Some("acme"), &away),
     ] {
         let (_, body) = app.gql_raw(ME, json!({}), Some(token), tenant).await;
-        assert_eq!(
-            body["data"]["me"]["id"], user["user"]["id"],
-            "{tenant:?}: {body}"
-        );
+        assert_eq!(body["data"]["me"]["id"], user.user_id, "{tenant:?}: {body}");
     }
     // Anywhere else: FORBIDDEN.
     for (what, token, tenant) in [
@@ -262,7 +261,7 @@ async fn a_token_is_refused_in_any_tenant_but_its_own_whatever_x_tenant_says() {
     let (_, refresh) = app
         .gql_raw(
             REFRESH,
-            json!({"token": home["refreshToken"]}),
+            json!({"token": home.refresh_token}),
             None,
             Some("acme"),
         )
@@ -325,62 +324,22 @@ const MAIL_RECORD: &str = "logged instead of sent";
 /// secret, and look for each secret in everything it printed.
 async fn no_secret_reaches_the_logs(format: &str) {
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    // A master key of this test alone, so finding it means this process printed it.
-    let master_key = crate::helpers::master_key();
     let out_path = db.dir().join("stdout.log");
     let err_path = db.dir().join("stderr.log");
-    let command = |args: &[&str], stdout: Stdio, stderr: Stdio| {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_auth-api"));
-        cmd.args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("AUTH_MASTER_KEY", &master_key)
-            .env("AUTH_ISSUER", &base)
-            .env("AUTH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("AUTH_LOG_FORMAT", format)
-            .env("RUST_LOG", "debug")
-            .env_remove("SMTP_URL")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .kill_on_drop(true);
-        cmd
-    };
-    let mut server = command(
-        &["serve"],
-        std::fs::File::create(&out_path).unwrap().into(),
-        std::fs::File::create(&err_path).unwrap().into(),
-    )
-    .spawn()
-    .expect("auth-api starts");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "auth-api exited: {}",
-            std::fs::read_to_string(&out_path).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "auth-api did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // SMTP_URL unset (the process harness passes on none of the test's settings), so mail
+    // goes to the log; a master key of this test alone, so finding it means this process
+    // printed it.
+    let mut settings = ApiSettings::on_port(free_port()).with_env(&[("AUTH_LOG_FORMAT", format)]);
+    settings.master_key = master_key();
+    settings.rust_log = "debug".to_owned();
+    settings.logs = Some((out_path.clone(), err_path.clone()));
+    let master_key = settings.master_key.clone();
+    let mut server = ApiProcess::start_with(&db, settings).await;
+    let client = server.client.clone();
+    let base = server.base.clone();
     let gql = |query: &'static str, variables: Value, bearer: Option<String>| {
-        let mut request = client
-            .post(format!("{base}/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
-        if let Some(bearer) = bearer {
-            request = request.bearer_auth(bearer);
-        }
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        let server = &server;
+        async move { server.gql(query, variables, bearer.as_deref()).await }
     };
 
     let email = "logs@example.com";
@@ -473,14 +432,11 @@ async fn no_secret_reaches_the_logs(format: &str) {
 
     // A machine token created with the CLI (its stdout shows the secret once, by design),
     // used, and used to create another.
-    let cli = command(
-        &["token", "create", "--scope", "admin,verify"],
-        Stdio::piped(),
-        Stdio::piped(),
-    )
-    .output()
-    .await
-    .unwrap();
+    let cli = server
+        .command(&["token", "create", "--scope", "admin,verify"])
+        .output()
+        .await
+        .unwrap();
     let cli_out = strip_ansi(&String::from_utf8_lossy(&cli.stdout));
     let cli_err = strip_ansi(&String::from_utf8_lossy(&cli.stderr));
     assert!(cli.status.success(), "token create: {cli_out} {cli_err}");
@@ -518,8 +474,7 @@ async fn no_secret_reaches_the_logs(format: &str) {
 
     // Let the last requests' logs (and any background work) reach the files.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let _ = server.kill().await;
-    let _ = server.wait().await;
+    server.stop();
     let stdout = strip_ansi(&std::fs::read_to_string(&out_path).unwrap());
     let stderr = strip_ansi(&std::fs::read_to_string(&err_path).unwrap());
     let debug_marker = if format == "json" {

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, code, spawn_app_with};
-use crate::smtp::SmtpServer;
+use crate::support::{AuthPayload, Gql, PASSWORD, SmtpServer, TestApp, code, spawn_app_with};
 
 const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
-const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { accessToken refreshToken user { id } session { id } } }";
+const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { accessToken refreshToken user { id roles } session { id } } }";
 const NEW_PASSWORD: &str = "a brand new passphrase for reset";
 
 async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
@@ -36,7 +35,7 @@ async fn token_from_mail(smtp: &SmtpServer, email: &str) -> String {
         .collect()
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
+async fn reset(app: &TestApp, token: &str, password: &str) -> Gql {
     app.gql(RESET, json!({"t": token, "p": password}), None)
         .await
 }
@@ -47,7 +46,7 @@ async fn a_reset_sets_the_password_and_revokes_every_session() {
     let app = app_with_mail(&smtp).await;
     let email = "forgetful@example.com";
     let first = app.sign_up(email).await;
-    let second = app.sign_in(email, PASSWORD).await["data"]["signIn"].clone();
+    let second = app.signed_in(email, PASSWORD).await;
 
     let body = app.gql(REQUEST_RESET, json!({"e": email}), None).await;
     assert_eq!(body["data"]["requestPasswordReset"], true, "{body}");
@@ -59,19 +58,19 @@ async fn a_reset_sets_the_password_and_revokes_every_session() {
 
     let body = reset(&app, &token, NEW_PASSWORD).await;
     assert!(body["errors"].is_null(), "{body}");
-    let fresh = &body["data"]["resetPassword"];
-    assert_eq!(fresh["user"]["id"], first["user"]["id"]);
+    let fresh: AuthPayload = body.data("resetPassword");
+    assert_eq!(fresh.user_id, first.user_id);
 
     // Every earlier session is gone: access and refresh tokens refused.
     for old in [&first, &second] {
         let me = app
-            .gql("{ me { id } }", json!({}), old["accessToken"].as_str())
+            .gql("{ me { id } }", json!({}), Some(&old.access_token))
             .await;
         assert_eq!(code(&me), "UNAUTHENTICATED", "{me}");
         let refreshed = app
             .gql(
                 "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
-                json!({"t": old["refreshToken"]}),
+                json!({"t": old.refresh_token}),
                 None,
             )
             .await;
@@ -79,9 +78,9 @@ async fn a_reset_sets_the_password_and_revokes_every_session() {
     }
     // The new session works; the old password does not, the new one does.
     let me = app
-        .gql("{ me { id } }", json!({}), fresh["accessToken"].as_str())
+        .gql("{ me { id } }", json!({}), Some(&fresh.access_token))
         .await;
-    assert_eq!(me["data"]["me"]["id"], first["user"]["id"], "{me}");
+    assert_eq!(me["data"]["me"]["id"], first.user_id, "{me}");
     assert_eq!(
         code(&app.sign_in(email, PASSWORD).await),
         "INVALID_CREDENTIALS"
@@ -97,7 +96,7 @@ async fn a_reset_sets_the_password_and_revokes_every_session() {
     let feed = app
         .get_json("/internal/revocations", Some(&verify_token))
         .await;
-    let user_id = first["user"]["id"].as_str().unwrap();
+    let user_id = first.user_id.as_str();
     assert!(
         feed["entries"]
             .as_array()

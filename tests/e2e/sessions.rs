@@ -1,23 +1,19 @@
 //! Sessions, refresh rotation with grace and reuse detection, revocation.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{PASSWORD, REFRESH, code, spawn_app, spawn_app_with};
-
-fn access(payload: &Value) -> &str {
-    payload["accessToken"].as_str().unwrap()
-}
+use crate::support::{AuthPayload, PASSWORD, REFRESH, code, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn sessions_list_and_revoke_one() {
     let app = spawn_app().await;
     let first = app.sign_up("s@example.com").await;
-    let second = app.sign_in("s@example.com", PASSWORD).await["data"]["signIn"].clone();
+    let second = app.signed_in("s@example.com", PASSWORD).await;
     let list = app
         .gql(
             "{ sessions { id current method device { browser } expiresAt lastSeenAt } }",
             json!({}),
-            Some(access(&first)),
+            Some(&first.access_token),
         )
         .await;
     let sessions = list["data"]["sessions"].as_array().unwrap();
@@ -28,23 +24,23 @@ async fn sessions_list_and_revoke_one() {
         .collect();
     assert_eq!(current.iter().filter(|c| **c).count(), 1);
 
-    let second_id = second["session"]["id"].as_str().unwrap();
+    let second_id = &second.session_id;
     let revoked = app
         .gql(
             "mutation($id: ID!) { revokeSession(id: $id) }",
             json!({"id": second_id}),
-            Some(access(&first)),
+            Some(&first.access_token),
         )
         .await;
     assert_eq!(revoked["data"]["revokeSession"], true);
     // The revoked session's access token is refused at once.
     let me = app
-        .gql("{ me { id } }", json!({}), Some(access(&second)))
+        .gql("{ me { id } }", json!({}), Some(&second.access_token))
         .await;
     assert_eq!(code(&me), "UNAUTHENTICATED");
     // Its refresh token too.
     let refreshed = app
-        .gql(REFRESH, json!({"token": second["refreshToken"]}), None)
+        .gql(REFRESH, json!({"token": second.refresh_token}), None)
         .await;
     assert_eq!(code(&refreshed), "UNAUTHENTICATED");
     // session(id) still shows it, with revokedAt; another user's session is null.
@@ -52,7 +48,7 @@ async fn sessions_list_and_revoke_one() {
         .gql(
             "query($id: ID!) { session(id: $id) { id revokedAt } }",
             json!({"id": second_id}),
-            Some(access(&first)),
+            Some(&first.access_token),
         )
         .await;
     assert!(one["data"]["session"]["revokedAt"].is_string(), "{one}");
@@ -61,15 +57,15 @@ async fn sessions_list_and_revoke_one() {
         .gql(
             "query($id: ID!) { session(id: $id) { id } }",
             json!({"id": second_id}),
-            Some(access(&stranger)),
+            Some(&stranger.access_token),
         )
         .await;
     assert!(none["data"]["session"].is_null(), "{none}");
     let foreign = app
         .gql(
             "mutation($id: ID!) { revokeSession(id: $id) }",
-            json!({"id": first["session"]["id"]}),
-            Some(access(&stranger)),
+            json!({"id": first.session_id}),
+            Some(&stranger.access_token),
         )
         .await;
     assert_eq!(code(&foreign), "NOT_FOUND");
@@ -79,14 +75,17 @@ async fn sessions_list_and_revoke_one() {
 async fn sign_out_and_revoke_all() {
     let app = spawn_app().await;
     let a = app.sign_up("r@example.com").await;
-    let b = app.sign_in("r@example.com", PASSWORD).await["data"]["signIn"].clone();
-    let c = app.sign_in("r@example.com", PASSWORD).await["data"]["signIn"].clone();
+    let b = app.signed_in("r@example.com", PASSWORD).await;
+    let c = app.signed_in("r@example.com", PASSWORD).await;
     let out = app
-        .gql("mutation { signOut }", json!({}), Some(access(&a)))
+        .gql("mutation { signOut }", json!({}), Some(&a.access_token))
         .await;
     assert_eq!(out["data"]["signOut"], true);
     assert_eq!(
-        code(&app.gql("{ me { id } }", json!({}), Some(access(&a))).await),
+        code(
+            &app.gql("{ me { id } }", json!({}), Some(&a.access_token))
+                .await
+        ),
         "UNAUTHENTICATED"
     );
 
@@ -94,22 +93,24 @@ async fn sign_out_and_revoke_all() {
         .gql(
             "mutation { revokeAllSessions }",
             json!({}),
-            Some(access(&b)),
+            Some(&b.access_token),
         )
         .await;
     assert_eq!(all["data"]["revokeAllSessions"], 2);
     for payload in [&b, &c] {
         assert_eq!(
             code(
-                &app.gql("{ me { id } }", json!({}), Some(access(payload)))
+                &app.gql("{ me { id } }", json!({}), Some(&payload.access_token))
                     .await
             ),
             "UNAUTHENTICATED"
         );
     }
     // A new sign-in right after works, even within the same second as the cut-off.
-    let d = app.sign_in("r@example.com", PASSWORD).await["data"]["signIn"].clone();
-    let me = app.gql("{ me { id } }", json!({}), Some(access(&d))).await;
+    let d = app.signed_in("r@example.com", PASSWORD).await;
+    let me = app
+        .gql("{ me { id } }", json!({}), Some(&d.access_token))
+        .await;
     assert!(me["errors"].is_null(), "{me}");
 }
 
@@ -118,33 +119,33 @@ async fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
     let app = spawn_app_with(|c| c.refresh_grace_seconds = 0).await;
     let first = app.sign_up("rot@example.com").await;
     let second = app
-        .gql(REFRESH, json!({"token": first["refreshToken"]}), None)
+        .gql(REFRESH, json!({"token": first.refresh_token}), None)
         .await;
     assert!(second["errors"].is_null(), "{second}");
-    let second = &second["data"]["refreshSession"];
-    assert_ne!(second["refreshToken"], first["refreshToken"]);
-    assert_eq!(second["session"]["id"], first["session"]["id"]);
+    let second = &second.data::<AuthPayload>("refreshSession");
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(second.session_id, first.session_id);
     let me = app
-        .gql("{ me { id } }", json!({}), Some(access(second)))
+        .gql("{ me { id } }", json!({}), Some(&second.access_token))
         .await;
     assert!(me["errors"].is_null(), "{me}");
 
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     // The spent token again, with no grace: reuse. The whole session ends.
     let reuse = app
-        .gql(REFRESH, json!({"token": first["refreshToken"]}), None)
+        .gql(REFRESH, json!({"token": first.refresh_token}), None)
         .await;
     assert_eq!(code(&reuse), "UNAUTHENTICATED");
     assert_eq!(
         code(
-            &app.gql("{ me { id } }", json!({}), Some(access(second)))
+            &app.gql("{ me { id } }", json!({}), Some(&second.access_token))
                 .await
         ),
         "UNAUTHENTICATED"
     );
     assert_eq!(
         code(
-            &app.gql(REFRESH, json!({"token": second["refreshToken"]}), None)
+            &app.gql(REFRESH, json!({"token": second.refresh_token}), None)
                 .await
         ),
         "UNAUTHENTICATED"
@@ -157,7 +158,7 @@ async fn refresh_rotates_and_reuse_after_grace_revokes_the_session() {
 async fn two_tabs_refreshing_at_once_get_the_same_pair() {
     let app = spawn_app().await;
     let first = app.sign_up("tabs@example.com").await;
-    let token = first["refreshToken"].clone();
+    let token = first.refresh_token.clone();
     let (a, b) = tokio::join!(
         app.gql(REFRESH, json!({"token": token}), None),
         app.gql(REFRESH, json!({"token": token}), None)

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, SIGN_UP, code, spawn_app};
+use crate::support::{PASSWORD, SIGN_UP, code, spawn_app};
 
 #[tokio::test]
 async fn tenants_isolate_users_and_tokens() {
@@ -43,21 +43,16 @@ async fn tenants_isolate_users_and_tokens() {
     // The same email is two users in two tenants.
     let home = app.sign_up("same@example.com").await;
     let away = app.sign_up_in("same@example.com", Some("acme")).await;
-    assert_ne!(home["user"]["id"], away["user"]["id"]);
+    assert_ne!(home.user_id, away.user_id);
     // A token of one tenant is refused in the other.
     let (_, cross) = app
-        .gql_raw(
-            "{ me { id } }",
-            json!({}),
-            away["accessToken"].as_str(),
-            None,
-        )
+        .gql_raw("{ me { id } }", json!({}), Some(&away.access_token), None)
         .await;
     assert_eq!(code(&cross), "FORBIDDEN");
     let (_, refresh_cross) = app
         .gql_raw(
             "mutation($t: String!) { refreshSession(refreshToken: $t) { accessToken } }",
-            json!({"t": away["refreshToken"]}),
+            json!({"t": away.refresh_token}),
             None,
             None,
         )
@@ -67,20 +62,16 @@ async fn tenants_isolate_users_and_tokens() {
         .gql_raw(
             "{ me { id } tenantInfo { slug name } }",
             json!({}),
-            away["accessToken"].as_str(),
+            Some(&away.access_token),
             Some("acme"),
         )
         .await;
-    assert_eq!(own["data"]["me"]["id"], away["user"]["id"]);
+    assert_eq!(own["data"]["me"]["id"], away.user_id);
     assert_eq!(own["data"]["tenantInfo"]["name"], "Acme");
 
     // Users cannot manage tenants; the default tenant cannot be deleted.
     let user_try = app
-        .gql(
-            "{ tenants { slug } }",
-            json!({}),
-            home["accessToken"].as_str(),
-        )
+        .gql("{ tenants { slug } }", json!({}), Some(&home.access_token))
         .await;
     assert_eq!(code(&user_try), "FORBIDDEN");
     let default = app
@@ -104,7 +95,7 @@ async fn tenants_isolate_users_and_tokens() {
         .gql_raw(
             "{ me { id } }",
             json!({}),
-            away["accessToken"].as_str(),
+            Some(&away.access_token),
             Some("acme"),
         )
         .await;
@@ -120,7 +111,7 @@ async fn tenants_isolate_users_and_tokens() {
     assert_eq!(code(&signup_gone), "NOT_FOUND");
     // The default tenant's user is untouched.
     assert!(
-        app.gql("{ me { id } }", json!({}), home["accessToken"].as_str())
+        app.gql("{ me { id } }", json!({}), Some(&home.access_token))
             .await["errors"]
             .is_null()
     );

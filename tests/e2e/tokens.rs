@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{code, spawn_app, spawn_app_with, spawn_on};
+use crate::support::{PASSWORD, code, spawn_app, spawn_app_with, spawn_on};
 
 const ME: &str = "{ me { id } }";
 
@@ -29,7 +29,7 @@ fn header_of(token: &str) -> Value {
 async fn forged_and_malformed_tokens_are_refused() {
     let app = spawn_app().await;
     let payload = app.sign_up("f@example.com").await;
-    let token = payload["accessToken"].as_str().unwrap().to_owned();
+    let token = payload.access_token.clone();
     let (head, rest) = token.split_once('.').unwrap();
     let (body, signature) = rest.split_once('.').unwrap();
 
@@ -78,7 +78,7 @@ async fn expired_wrong_issuer_and_wrong_key_tokens_are_refused() {
     std::fs::write(&key_path, &pem).unwrap();
     let app = spawn_app_with(|c| c.signing_key_file = Some(key_path.clone())).await;
     let payload = app.sign_up("k@example.com").await;
-    let token = payload["accessToken"].as_str().unwrap();
+    let token = payload.access_token.as_str();
     assert!(app.gql(ME, json!({}), Some(token)).await["errors"].is_null());
     let kid = header_of(token)["kid"].as_str().unwrap().to_owned();
     let mut header = Header::new(Algorithm::EdDSA);
@@ -151,7 +151,7 @@ async fn jwks_discovery_and_rotation() {
     );
     assert!(key.get("d").is_none(), "private part published: {key}");
     let before = app.sign_up("rot@example.com").await;
-    let old_kid = header_of(before["accessToken"].as_str().unwrap())["kid"].clone();
+    let old_kid = header_of(&before.access_token)["kid"].clone();
     assert_eq!(old_kid, key["kid"]);
 
     // A rotation publishes the new key first: a restarted replica (same issuer) lists it,
@@ -168,10 +168,8 @@ async fn jwks_discovery_and_rotation() {
     let jwks: Value = serde_json::from_str(&app.get("/.well-known/jwks.json").await.2).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     assert_eq!(jwks["keys"][0]["kid"], published.as_str());
-    let during = app
-        .sign_in("rot@example.com", crate::helpers::PASSWORD)
-        .await;
-    let during = header_of(during["data"]["signIn"]["accessToken"].as_str().unwrap());
+    let during = app.signed_in("rot@example.com", PASSWORD).await;
+    let during = header_of(&during.access_token);
     assert_eq!(during["kid"], old_kid, "the new key does not sign yet");
 
     // A rotation without pre-publication signs with the new key at once.
@@ -182,16 +180,13 @@ async fn jwks_discovery_and_rotation() {
     let app = spawn_on(app.stop().await, |c| c.issuer = issuer).await;
     let jwks: Value = serde_json::from_str(&app.get("/.well-known/jwks.json").await.2).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
-    let after = app
-        .sign_in("rot@example.com", crate::helpers::PASSWORD)
-        .await;
-    let new_kid =
-        header_of(after["data"]["signIn"]["accessToken"].as_str().unwrap())["kid"].clone();
+    let after = app.signed_in("rot@example.com", PASSWORD).await;
+    let new_kid = header_of(&after.access_token)["kid"].clone();
     assert_ne!(new_kid, old_kid);
     assert_ne!(new_kid, published.as_str());
     assert_eq!(jwks["keys"][0]["kid"], new_kid);
     // Tokens signed by the old key stay valid until they expire.
-    assert!(app.gql(ME, json!({}), before["accessToken"].as_str()).await["errors"].is_null());
+    assert!(app.gql(ME, json!({}), Some(&before.access_token)).await["errors"].is_null());
 }
 
 #[tokio::test]
@@ -236,11 +231,7 @@ async fn machine_tokens_are_shown_once_scoped_and_deletable() {
     assert_eq!(code(&not_admin), "FORBIDDEN");
     let user = app.sign_up("plain@example.com").await;
     let user_try = app
-        .gql(
-            "{ apiTokens { id } }",
-            json!({}),
-            user["accessToken"].as_str(),
-        )
+        .gql("{ apiTokens { id } }", json!({}), Some(&user.access_token))
         .await;
     assert_eq!(code(&user_try), "FORBIDDEN");
     let bad_scope = app

@@ -1,387 +1,19 @@
-//! End-to-end tests of `auth-verifier`: the real `auth-api` and `auth-verifier` binaries as
-//! child processes over real HTTP, on a fresh SQLite file or PostgreSQL database (see
-//! `helpers::TestDb`). Children are killed when their handles drop.
+//! End-to-end tests of `auth-verifier` following a real API: valid, forged, expired and
+//! other-tenant tokens; revocations (sign-out, password change, account deletion, admin
+//! actions, a signing key, a tenant) reaching it within a second; catching up after the API
+//! restarts; two APIs on PostgreSQL; the `/introspect` caller rules; the tenant binding of
+//! its own API token.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestDb, stable_master_key};
-
-/// Path of the `auth-verifier` binary: the sibling of `auth-api` (built because the verifier
-/// package has an integration test).
-pub fn verifier_bin() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_auth-api")).with_file_name("auth-verifier")
-}
-
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A child process killed on drop.
-pub struct Proc(Option<Child>);
-
-impl Proc {
-    /// Wraps a spawned child.
-    pub fn new(child: Child) -> Proc {
-        Proc(Some(child))
-    }
-
-    /// Whether the process has exited.
-    pub fn exited(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
-    }
-
-    /// Kills the process now and waits for it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn wait_http(client: &reqwest::Client, url: &str, proc: &mut Proc, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = client.get(url).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        if let Some(child) = proc.0.as_mut()
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            panic!("{what} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not come up at {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// An `auth-api` process.
-pub struct Api {
-    /// `http://127.0.0.1:port`.
-    pub base: String,
-    /// Its port.
-    pub port: u16,
-    /// Database URL.
-    pub db_url: String,
-    /// `AUTH_ISSUER`.
-    pub issuer: String,
-    /// HTTP client.
-    pub client: reqwest::Client,
-    extra: Vec<(String, String)>,
-    proc: Proc,
-}
-
-impl Api {
-    /// Starts `auth-api serve` on `port` with `issuer`, on `db_url`, and waits until it is up.
-    pub async fn start(db_url: &str, port: u16, issuer: &str, extra: &[(&str, &str)]) -> Api {
-        let mut api = Api {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-            db_url: db_url.to_owned(),
-            issuer: issuer.to_owned(),
-            client: reqwest::Client::new(),
-            extra: extra
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            proc: Proc(None),
-        };
-        api.restart().await;
-        api
-    }
-
-    /// Starts an API on a new port whose issuer is its own URL.
-    pub async fn start_fresh(db_url: &str, extra: &[(&str, &str)]) -> Api {
-        let port = free_port();
-        Api::start(db_url, port, &format!("http://127.0.0.1:{port}"), extra).await
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_auth-api"));
-        cmd.env("DATABASE_URL", &self.db_url)
-            .env("AUTH_MASTER_KEY", stable_master_key())
-            .env("AUTH_ISSUER", &self.issuer)
-            .env("AUTH_LISTEN", format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "warn");
-        for (k, v) in &self.extra {
-            cmd.env(k, v);
-        }
-        cmd
-    }
-
-    /// (Re)starts the process on the same port.
-    pub async fn restart(&mut self) {
-        self.proc.kill();
-        let child = self
-            .command()
-            .arg("serve")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("auth-api starts");
-        self.proc = Proc(Some(child));
-        wait_http(
-            &self.client,
-            &format!("{}/readyz", self.base),
-            &mut self.proc,
-            "auth-api",
-        )
-        .await;
-    }
-
-    /// Kills the process.
-    pub fn stop(&mut self) {
-        self.proc.kill();
-    }
-
-    /// Runs `auth-api ARGS` on the same database; returns stdout.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = self.command().args(args).output().expect("auth-api runs");
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "auth-api {args:?} failed: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    }
-
-    /// `auth-api token create --scope SCOPE --tenant TENANT`: (id, secret).
-    pub fn machine_token(&self, tenant: &str, scope: &str) -> (String, String) {
-        let out = self.cli(&["token", "create", "--scope", scope, "--tenant", tenant]);
-        let field = |name: &str| {
-            out.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no `{name}` in: {out}"))
-                .trim()
-                .to_owned()
-        };
-        (field("id:"), field("secret:"))
-    }
-
-    /// POSTs a GraphQL operation; returns the body.
-    pub async fn gql(
-        &self,
-        query: &str,
-        vars: Value,
-        bearer: Option<&str>,
-        tenant: Option<&str>,
-    ) -> Value {
-        let mut req = self
-            .client
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({"query": query, "variables": vars}));
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        if let Some(t) = tenant {
-            req = req.header("x-tenant", t);
-        }
-        req.send()
-            .await
-            .expect("graphql")
-            .json()
-            .await
-            .expect("JSON")
-    }
-
-    /// Signs up `email` (in `tenant`); returns `signUp`'s payload.
-    pub async fn sign_up(&self, email: &str, tenant: Option<&str>) -> Value {
-        let body = self
-            .gql(
-                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accessToken refreshToken session { id } user { id } } }",
-                json!({"e": email, "p": PASSWORD}),
-                None,
-                tenant,
-            )
-            .await;
-        assert!(body["errors"].is_null(), "signUp failed: {body}");
-        body["data"]["signUp"].clone()
-    }
-
-    /// Signs in again: a second session.
-    pub async fn sign_in(&self, email: &str) -> Value {
-        let body = self
-            .gql(
-                "mutation($e: String!, $p: String!) { signIn(input: {email: $e, password: $p}) { accessToken session { id } } }",
-                json!({"e": email, "p": PASSWORD}),
-                None,
-                None,
-            )
-            .await;
-        assert!(body["errors"].is_null(), "signIn failed: {body}");
-        body["data"]["signIn"].clone()
-    }
-
-    /// `signOut` with `token`.
-    pub async fn sign_out(&self, token: &str) {
-        let body = self
-            .gql("mutation { signOut }", json!({}), Some(token), None)
-            .await;
-        assert_eq!(body["data"]["signOut"], json!(true), "signOut: {body}");
-    }
-}
-
-/// An `auth-verifier` process.
-pub struct Verifier {
-    /// `http://127.0.0.1:port`.
-    pub base: String,
-    /// HTTP client.
-    pub client: reqwest::Client,
-    _proc: Proc,
-}
-
-impl Verifier {
-    /// Starts a verifier for `api_base` with `token` and extra `VERIFIER_*` settings, and waits
-    /// until it answers `/healthz`.
-    pub async fn start(api_base: &str, token: Option<&str>, extra: &[(&str, &str)]) -> Verifier {
-        let port = free_port();
-        let mut cmd = Command::new(verifier_bin());
-        cmd.env("VERIFIER_LISTEN", format!("127.0.0.1:{port}"))
-            .env("VERIFIER_API_URL", api_base)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
-        if let Some(t) = token {
-            cmd.env("VERIFIER_API_TOKEN", t);
-        }
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut proc = Proc(Some(cmd.spawn().expect("auth-verifier starts")));
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        wait_http(
-            &client,
-            &format!("{base}/healthz"),
-            &mut proc,
-            "auth-verifier",
-        )
-        .await;
-        Verifier {
-            base,
-            client,
-            _proc: proc,
-        }
-    }
-
-    /// Waits until `/readyz` says ready (keys loaded, feed live).
-    pub async fn ready(self) -> Self {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let r = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .expect("readyz");
-            if r.status() == 200 {
-                return self;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "verifier not ready: {}",
-                r.text().await.unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// `GET /verify` with an optional bearer: status and headers.
-    pub async fn verify(&self, token: Option<&str>) -> (u16, reqwest::header::HeaderMap) {
-        let mut req = self.client.get(format!("{}/verify", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let r = req.send().await.expect("verify");
-        (r.status().as_u16(), r.headers().clone())
-    }
-
-    /// Polls `/verify` until it answers `status`; returns how long that took, or panics after
-    /// `within`.
-    pub async fn until(&self, token: &str, status: u16, within: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let (got, _) = self.verify(Some(token)).await;
-            if got == status {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < within,
-                "/verify still answers {got}, not {status}, after {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// `POST /introspect` of `token` (form), as `caller` (a bearer, or none) with extra
-    /// headers: status, `WWW-Authenticate` and the JSON body (`null` if there is none).
-    pub async fn introspect(
-        &self,
-        caller: Option<&str>,
-        token: &str,
-        headers: &[(&str, &str)],
-    ) -> (u16, String, Value) {
-        let mut req = self
-            .client
-            .post(format!("{}/introspect", self.base))
-            .form(&[("token", token)]);
-        if let Some(c) = caller {
-            req = req.bearer_auth(c);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let r = req.send().await.expect("introspect");
-        let status = r.status().as_u16();
-        let challenge = challenge(r.headers());
-        (status, challenge, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// `GET path`: status and body text.
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
-        (r.status().as_u16(), r.text().await.unwrap_or_default())
-    }
-}
-
-fn challenge(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-}
+use crate::support::{
+    ApiProcess, AuthPayload, Client, MachineToken, PASSWORD, TestDb, Verifier, challenge,
+    free_port, header, verifier_fails_to_start,
+};
 
 /// A fresh Ed25519 private key as PKCS#8 PEM.
 fn ed25519_pem() -> String {
@@ -408,24 +40,23 @@ fn now() -> i64 {
 }
 
 /// Machine token of scope `verify` for the verifier: bound to the tenant `default`.
-fn verify_token(api: &Api) -> String {
-    api.machine_token("default", "verify").1
+async fn verify_token(api: &Client) -> String {
+    api.machine_token("default", &["verify"]).await
 }
 
 /// Machine token of scopes `verify` and `platform`: a verifier (or introspection caller) that
 /// sees every tenant.
-fn platform_verify_token(api: &Api) -> String {
-    api.machine_token("default", "verify,platform").1
+async fn platform_verify_token(api: &Client) -> String {
+    api.machine_token("default", &["verify", "platform"]).await
 }
 
 /// Creates the tenant `slug` with a `platform` token.
-async fn create_tenant(api: &Api, platform: &str, slug: &str) {
+async fn create_tenant(api: &Client, platform: &str, slug: &str) {
     let created = api
         .gql(
             "mutation($s: String!) { createTenant(input: {slug: $s, name: $s}) { slug } }",
             json!({"s": slug}),
             Some(platform),
-            None,
         )
         .await;
     assert_eq!(
@@ -444,10 +75,10 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     let key_file = db.dir().join("signing.pem");
     std::fs::write(&key_file, &pem).expect("key file");
     let key_path = key_file.display().to_string();
-    let api = Api::start_fresh(&db.url, &[("AUTH_SIGNING_KEY_FILE", &key_path)]).await;
-    let v = Verifier::start(
+    let api = ApiProcess::start(&db, &[("AUTH_SIGNING_KEY_FILE", &key_path)]).await;
+    let v = Verifier::start_process(
         &api.base,
-        Some(&verify_token(&api)),
+        Some(&verify_token(&api).await),
         &[("VERIFIER_TENANTS", "default")],
     )
     .await
@@ -455,27 +86,22 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     .await;
     // Every tenant: the verifier's token must hold `platform` (a `verify` token alone binds
     // the verifier to its tenant).
-    let any_tenant = Verifier::start(&api.base, Some(&platform_verify_token(&api)), &[])
-        .await
-        .ready()
-        .await;
+    let any_tenant =
+        Verifier::start_process(&api.base, Some(&platform_verify_token(&api).await), &[])
+            .await
+            .ready()
+            .await;
     // The caller of the verifier's `/introspect`.
-    let caller = verify_token(&api);
+    let caller = verify_token(&api).await;
 
-    let signed = api.sign_up("valid@example.com", None).await;
-    let token = signed["accessToken"].as_str().expect("token").to_owned();
+    let signed = api.sign_up("valid@example.com").await;
+    let token = signed.access_token.clone();
 
     // Valid: 200 with the identity headers, on /verify and any path and method under it.
     let (status, h) = v.verify(Some(&token)).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        header(&h, "x-auth-user"),
-        signed["user"]["id"].as_str().unwrap()
-    );
-    assert_eq!(
-        header(&h, "x-auth-session"),
-        signed["session"]["id"].as_str().unwrap()
-    );
+    assert_eq!(header(&h, "x-auth-user"), signed.user_id);
+    assert_eq!(header(&h, "x-auth-session"), signed.session_id);
     assert_eq!(header(&h, "x-auth-tenant"), "default");
     assert!(h.contains_key("x-auth-roles"));
     let r = v
@@ -618,8 +244,8 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
         .await
         .unwrap();
     assert_eq!(form["active"], json!(true));
-    assert_eq!(form["sub"], signed["user"]["id"]);
-    assert_eq!(form["sid"], signed["session"]["id"]);
+    assert_eq!(form["sub"], signed.user_id);
+    assert_eq!(form["sid"], signed.session_id);
     assert_eq!(form["tid"], json!("default"));
     assert_eq!(form["iss"], json!(api.issuer));
     let by_json: Value = v
@@ -636,10 +262,10 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     assert_eq!(by_json, form);
 
     // Other tenant: a good token of `acme` is 403 where only `default` is accepted.
-    let (_, platform) = api.machine_token("default", "platform");
+    let platform = api.machine_token("default", &["platform"]).await;
     create_tenant(&api, &platform, "acme").await;
-    let acme = api.sign_up("acme@example.com", Some("acme")).await;
-    let acme_token = acme["accessToken"].as_str().unwrap();
+    let acme = api.sign_up_in("acme@example.com", Some("acme")).await;
+    let acme_token = acme.access_token.as_str();
     let (status, h) = v.verify(Some(acme_token)).await;
     assert_eq!(status, 403, "tenant not accepted here");
     assert!(challenge(&h).contains("insufficient_scope"));
@@ -659,16 +285,16 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
 #[tokio::test]
 async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+    let api = ApiProcess::start(&db, &[]).await;
+    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
         .await
         .ready()
         .await;
 
-    let a = api.sign_up("revoke@example.com", None).await;
-    let token = a["accessToken"].as_str().unwrap().to_owned();
-    let other = api.sign_in("revoke@example.com").await;
-    let other_token = other["accessToken"].as_str().unwrap().to_owned();
+    let a = api.sign_up("revoke@example.com").await;
+    let token = a.access_token.clone();
+    let other = api.signed_in("revoke@example.com", PASSWORD).await;
+    let other_token = other.access_token.clone();
     assert_eq!(v.verify(Some(&token)).await.0, 200);
     assert_eq!(v.verify(Some(&other_token)).await.0, 200);
     api.sign_out(&token).await;
@@ -688,26 +314,24 @@ async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
             "mutation { revokeAllSessions }",
             json!({}),
             Some(&other_token),
-            None,
         )
         .await;
     assert!(all["errors"].is_null(), "{all}");
     v.until(&other_token, 401, Duration::from_secs(1)).await;
 
     // Machine tokens are introspected through the API, and dropped when deleted.
-    let (id, secret) = api.machine_token("default", "admin");
+    let MachineToken { id, secret } = api.create_machine_token("default", &["admin"]).await;
     let (status, h) = v.verify(Some(&secret)).await;
     assert_eq!(status, 200);
     assert_eq!(header(&h, "x-auth-token-type"), "machine_token");
     assert_eq!(header(&h, "x-auth-user"), id);
     assert_eq!(v.verify(Some("mt_not_a_real_token")).await.0, 401);
-    let (_, admin) = api.machine_token("default", "admin");
+    let admin = api.machine_token("default", &["admin"]).await;
     let deleted = api
         .gql(
             "mutation($id: ID!) { deleteApiToken(id: $id) }",
             json!({"id": id}),
             Some(&admin),
-            None,
         )
         .await;
     assert_eq!(deleted["data"]["deleteApiToken"], json!(true), "{deleted}");
@@ -717,14 +341,14 @@ async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
 #[tokio::test]
 async fn password_change_account_deletion_and_admin_actions_reach_the_verifier() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+    let api = ApiProcess::start(&db, &[]).await;
+    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
         .await
         .ready()
         .await;
-    let (_, admin) = api.machine_token("default", "admin");
-    let user = |p: &Value| p["user"]["id"].as_str().unwrap().to_owned();
-    let access = |p: &Value| p["accessToken"].as_str().unwrap().to_owned();
+    let admin = api.machine_token("default", &["admin"]).await;
+    let user = |p: &AuthPayload| p.user_id.clone();
+    let access = |p: &AuthPayload| p.access_token.clone();
     let ok = |body: &Value, field: &str| {
         assert!(
             body["errors"].is_null() && !body["data"][field].is_null(),
@@ -733,15 +357,14 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
     };
 
     // changePassword: the other session is refused, the caller's goes on.
-    let here = api.sign_up("changes@example.com", None).await;
-    let there = api.sign_in("changes@example.com").await;
+    let here = api.sign_up("changes@example.com").await;
+    let there = api.signed_in("changes@example.com", PASSWORD).await;
     assert_eq!(v.verify(Some(&access(&there))).await.0, 200);
     let body = api
         .gql(
             "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) }",
             json!({"c": PASSWORD, "n": "a fresh and long passphrase"}),
             Some(&access(&here)),
-            None,
         )
         .await;
     ok(&body, "changePassword");
@@ -749,14 +372,13 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
     assert_eq!(v.verify(Some(&access(&here))).await.0, 200);
 
     // deleteAccount.
-    let leaving = api.sign_up("leaves@example.com", None).await;
+    let leaving = api.sign_up("leaves@example.com").await;
     assert_eq!(v.verify(Some(&access(&leaving))).await.0, 200);
     let body = api
         .gql(
             "mutation { deleteAccount }",
             json!({}),
             Some(&access(&leaving)),
-            None,
         )
         .await;
     ok(&body, "deleteAccount");
@@ -774,11 +396,9 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
             "adminDeleteUser",
         ),
     ] {
-        let target = api.sign_up(&format!("{field}@example.com"), None).await;
+        let target = api.sign_up(&format!("{field}@example.com")).await;
         assert_eq!(v.verify(Some(&access(&target))).await.0, 200);
-        let body = api
-            .gql(op, json!({"u": user(&target)}), Some(&admin), None)
-            .await;
+        let body = api.gql(op, json!({"u": user(&target)}), Some(&admin)).await;
         ok(&body, field);
         v.until(&access(&target), 401, Duration::from_secs(1)).await;
     }
@@ -792,25 +412,25 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
 #[tokio::test]
 async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let v = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+    let api = ApiProcess::start(&db, &[]).await;
+    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
         .await
         .ready()
         .await;
     let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
-    let before = api.sign_up("keys@example.com", None).await;
-    let old = before["accessToken"].as_str().unwrap().to_owned();
+    let before = api.sign_up("keys@example.com").await;
+    let old = before.access_token.clone();
     let old_kid = kid(&old);
     assert_eq!(v.verify(Some(&old)).await.0, 200);
 
-    let out = api.cli(&["keys", "revoke", &old_kid]);
+    let out = api.cli(&["keys", "revoke", &old_kid]).await;
     assert!(out.contains("new signing key"), "{out}");
 
     // The verifier refuses the old key's tokens at once; the running API within its feed tick.
     v.until(&old, 401, Duration::from_secs(1)).await;
     let start = Instant::now();
     loop {
-        let me = api.gql("{ me { id } }", json!({}), Some(&old), None).await;
+        let me = api.gql("{ me { id } }", json!({}), Some(&old)).await;
         if me["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
             break;
         }
@@ -840,11 +460,11 @@ async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
 
     // New tokens come from the new key, and the verifier (which fetched the JWK set when it
     // heard of the revocation) accepts them at once.
-    let after = api.sign_in("keys@example.com").await;
-    let new = after["accessToken"].as_str().unwrap();
+    let after = api.signed_in("keys@example.com", PASSWORD).await;
+    let new = after.access_token.as_str();
     assert_ne!(kid(new), old_kid);
     v.until(new, 200, Duration::from_secs(1)).await;
-    assert!(api.gql("{ me { id } }", json!({}), Some(new), None).await["errors"].is_null());
+    assert!(api.gql("{ me { id } }", json!({}), Some(new)).await["errors"].is_null());
 }
 
 #[tokio::test]
@@ -852,19 +472,19 @@ async fn verifier_catches_up_after_the_api_restarts() {
     let db = TestDb::new().await;
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let mut api = Api::start(&db.url, port, &issuer, &[]).await;
-    let v = Verifier::start(
+    let mut api = ApiProcess::start_on(&db, port, &issuer).await;
+    let v = Verifier::start_process(
         &api.base,
-        Some(&verify_token(&api)),
+        Some(&verify_token(&api).await),
         &[("VERIFIER_STALENESS_LIMIT_SECONDS", "2")],
     )
     .await
     .ready()
     .await;
-    let a = api.sign_up("restart@example.com", None).await;
-    let token = a["accessToken"].as_str().unwrap().to_owned();
-    let b = api.sign_in("restart@example.com").await;
-    let kept = b["accessToken"].as_str().unwrap().to_owned();
+    let a = api.sign_up("restart@example.com").await;
+    let token = a.access_token.clone();
+    let b = api.signed_in("restart@example.com", PASSWORD).await;
+    let kept = b.access_token.clone();
     assert_eq!(v.verify(Some(&token)).await.0, 200);
 
     // The API goes away: the verifier says so, and after the staleness limit refuses tokens.
@@ -894,7 +514,7 @@ async fn verifier_catches_up_after_the_api_restarts() {
 
     // A revocation made while the verifier is disconnected, through a second API process.
     // Same database, master key and issuer: it serves the same sessions.
-    let other = Api::start(&db.url, free_port(), &issuer, &[]).await;
+    let other = ApiProcess::start_on(&db, free_port(), &issuer).await;
     other.sign_out(&token).await;
     drop(other);
 
@@ -919,20 +539,20 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
     }
     let port1 = free_port();
     let issuer = format!("http://127.0.0.1:{port1}");
-    let api1 = Api::start(&db.url, port1, &issuer, &[]).await;
-    let api2 = Api::start(&db.url, free_port(), &issuer, &[]).await;
-    let token = verify_token(&api1);
-    let v1 = Verifier::start(&api1.base, Some(&token), &[])
+    let api1 = ApiProcess::start_on(&db, port1, &issuer).await;
+    let api2 = ApiProcess::start_on(&db, free_port(), &issuer).await;
+    let token = verify_token(&api1).await;
+    let v1 = Verifier::start_process(&api1.base, Some(&token), &[])
         .await
         .ready()
         .await;
-    let v2 = Verifier::start(&api2.base, Some(&token), &[])
+    let v2 = Verifier::start_process(&api2.base, Some(&token), &[])
         .await
         .ready()
         .await;
 
-    let s = api1.sign_up("pg@example.com", None).await;
-    let access = s["accessToken"].as_str().unwrap().to_owned();
+    let s = api1.sign_up("pg@example.com").await;
+    let access = s.access_token.clone();
     assert_eq!(v1.verify(Some(&access)).await.0, 200);
     assert_eq!(v2.verify(Some(&access)).await.0, 200);
     api1.sign_out(&access).await;
@@ -945,8 +565,8 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
     );
 
     // And the other way round.
-    let again = api2.sign_in("pg@example.com").await;
-    let access = again["accessToken"].as_str().unwrap().to_owned();
+    let again = api2.signed_in("pg@example.com", PASSWORD).await;
+    let access = again.access_token.clone();
     assert_eq!(v1.verify(Some(&access)).await.0, 200);
     api2.sign_out(&access).await;
     v1.until(&access, 401, Duration::from_secs(1)).await;
@@ -960,14 +580,14 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
 #[tokio::test]
 async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let platform = platform_verify_token(&api);
+    let api = ApiProcess::start(&db, &[]).await;
+    let platform = platform_verify_token(&api).await;
     // With a token, the exemption is off unless asked for.
-    let v = Verifier::start(&api.base, Some(&platform), &[])
+    let v = Verifier::start_process(&api.base, Some(&platform), &[])
         .await
         .ready()
         .await;
-    let exempt = Verifier::start(
+    let exempt = Verifier::start_process(
         &api.base,
         Some(&platform),
         &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "true")],
@@ -976,13 +596,16 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
     .ready()
     .await;
     create_tenant(&api, &platform, "acme").await;
-    let default_user = api.sign_up("intro@example.com", None).await;
-    let default_access = default_user["accessToken"].as_str().unwrap().to_owned();
-    let acme_user = api.sign_up("intro@example.com", Some("acme")).await;
-    let acme_access = acme_user["accessToken"].as_str().unwrap().to_owned();
-    let verify_default = verify_token(&api);
-    let (_, verify_acme) = api.machine_token("acme", "verify");
-    let (admin_id, admin) = api.machine_token("default", "admin");
+    let default_user = api.sign_up("intro@example.com").await;
+    let default_access = default_user.access_token.clone();
+    let acme_user = api.sign_up_in("intro@example.com", Some("acme")).await;
+    let acme_access = acme_user.access_token.clone();
+    let verify_default = verify_token(&api).await;
+    let verify_acme = api.machine_token("acme", &["verify"]).await;
+    let MachineToken {
+        id: admin_id,
+        secret: admin,
+    } = api.create_machine_token("default", &["admin"]).await;
     let active = |body: &Value| body["active"] == json!(true);
 
     // No token: 401 with a bare challenge, and nothing about the token.
@@ -1012,7 +635,7 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
         .await;
     assert_eq!(status, 200);
     assert!(active(&body), "{body}");
-    assert_eq!(body["sub"], default_user["user"]["id"]);
+    assert_eq!(body["sub"], default_user.user_id);
     assert_eq!(body["tid"], json!("default"));
 
     // The tenant wall, for access and machine tokens.
@@ -1070,7 +693,7 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
 
     // Without a token the exemption is on by default (the zero-config loopback setup), and
     // off when turned off.
-    let off = Verifier::start(
+    let off = Verifier::start_process(
         &api.base,
         None,
         &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "false")],
@@ -1081,7 +704,10 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
         eprintln!("skipped the tokenless verifier: the API's feed needs a token on PostgreSQL");
         return;
     }
-    let dev = Verifier::start(&api.base, None, &[]).await.ready().await;
+    let dev = Verifier::start_process(&api.base, None, &[])
+        .await
+        .ready()
+        .await;
     let (status, _, body) = dev.introspect(None, &default_access, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert!(active(&body), "{body}");
@@ -1096,15 +722,15 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
 #[tokio::test]
 async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let platform = platform_verify_token(&api);
-    let v = Verifier::start(&api.base, Some(&platform), &[])
+    let api = ApiProcess::start(&db, &[]).await;
+    let platform = platform_verify_token(&api).await;
+    let v = Verifier::start_process(&api.base, Some(&platform), &[])
         .await
         .ready()
         .await;
     create_tenant(&api, &platform, "acme").await;
-    let (_, acme_machine) = api.machine_token("acme", "admin");
-    let (_, default_machine) = api.machine_token("default", "admin");
+    let acme_machine = api.machine_token("acme", &["admin"]).await;
+    let default_machine = api.machine_token("default", &["admin"]).await;
     let (status, h) = v.verify(Some(&acme_machine)).await;
     assert_eq!(status, 200);
     assert_eq!(header(&h, "x-auth-tenant"), "acme");
@@ -1115,7 +741,6 @@ async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
             "mutation { deleteTenant(slug: \"acme\") }",
             json!({}),
             Some(&platform),
-            None,
         )
         .await;
     assert_eq!(deleted["data"]["deleteTenant"], json!(true), "{deleted}");
@@ -1134,36 +759,6 @@ async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
     );
 }
 
-/// Runs `auth-verifier` against `api_base` with `token` and `extra` settings, expecting it to
-/// stop on its own within 20 s; returns its stderr.
-async fn verifier_fails_to_start(api_base: &str, token: &str, extra: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(verifier_bin());
-    cmd.env("VERIFIER_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("VERIFIER_API_URL", api_base)
-        .env("VERIFIER_API_TOKEN", token)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut proc = Proc(Some(cmd.spawn().expect("auth-verifier starts")));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !proc.exited() {
-        assert!(Instant::now() < deadline, "the verifier did not stop");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = proc
-        .0
-        .take()
-        .expect("child")
-        .wait_with_output()
-        .expect("output");
-    assert!(!out.status.success(), "exited with success");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A verifier whose API token holds `verify` but not `platform` learns at start that the token
 /// is bound to its tenant, and accepts only that tenant's tokens (the API shows it only that
 /// tenant's revocations); with `platform` too it accepts every tenant's. Tokens the API
@@ -1172,26 +767,23 @@ async fn verifier_fails_to_start(api_base: &str, token: &str, extra: &[(&str, &s
 #[tokio::test]
 async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
     let db = TestDb::new().await;
-    let api = Api::start_fresh(&db.url, &[]).await;
-    let platform = platform_verify_token(&api);
-    let bound = Verifier::start(&api.base, Some(&verify_token(&api)), &[])
+    let api = ApiProcess::start(&db, &[]).await;
+    let platform = platform_verify_token(&api).await;
+    let bound = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
         .await
         .ready()
         .await;
-    let every = Verifier::start(&api.base, Some(&platform), &[])
+    let every = Verifier::start_process(&api.base, Some(&platform), &[])
         .await
         .ready()
         .await;
     create_tenant(&api, &platform, "acme").await;
-    let default_access = api.sign_up("bound@example.com", None).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let acme_access = api.sign_up("bound@example.com", Some("acme")).await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (_, acme_machine) = api.machine_token("acme", "admin");
+    let default_access = api.sign_up("bound@example.com").await.access_token;
+    let acme_access = api
+        .sign_up_in("bound@example.com", Some("acme"))
+        .await
+        .access_token;
+    let acme_machine = api.machine_token("acme", &["admin"]).await;
 
     assert_eq!(bound.verify(Some(&default_access)).await.0, 200);
     let (status, h) = bound.verify(Some(&acme_access)).await;
@@ -1213,8 +805,8 @@ async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
         assert_eq!(every.verify(Some(token)).await.0, 200);
     }
 
-    let (_, admin) = api.machine_token("default", "admin");
-    let verify = verify_token(&api);
+    let admin = api.machine_token("default", &["admin"]).await;
+    let verify = verify_token(&api).await;
     for (what, token, extra, names) in [
         (
             "unknown token",
@@ -1247,7 +839,7 @@ async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
         assert!(!err.contains(token), "{what}: the token is printed: {err}");
     }
     // The tenant list may name the token's own tenant.
-    let own = Verifier::start(&api.base, Some(&verify), &[("VERIFIER_TENANTS", "default")])
+    let own = Verifier::start_process(&api.base, Some(&verify), &[("VERIFIER_TENANTS", "default")])
         .await
         .ready()
         .await;

@@ -13,11 +13,9 @@
 //!
 //! `wait_for` takes the oldest mail to that address that no earlier `wait_for` took, so
 //! two requests for a code give two mails in order. For a server that starts later on a
-//! known port (an app that must find SMTP down first), take a port with [`free_port`],
-//! give the app `smtp://127.0.0.1:{port}`, and later call [`SmtpServer::start_on`].
-//! The server stops when dropped.
-
-#![allow(dead_code)]
+//! known port (an app that must find SMTP down first), take a port with
+//! [`free_port`](super::free_port), give the app `smtp://127.0.0.1:{port}`, and later call
+//! [`SmtpServer::start_on`]. The server stops when dropped.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -31,26 +29,26 @@ use tokio::sync::Notify;
 
 /// One mail as the server received it, for one envelope recipient.
 #[derive(Debug, Clone, Default)]
-pub struct ReceivedMail {
+pub(crate) struct ReceivedMail {
     /// Envelope recipient (`RCPT TO`), lower-cased.
-    pub to: String,
+    pub(crate) to: String,
     /// `From:` header, as `Name <addr>` or `addr`.
-    pub from: String,
+    pub(crate) from: String,
     /// Address of the `From:` header alone.
-    pub from_address: String,
+    pub(crate) from_address: String,
     /// Decoded subject.
-    pub subject: String,
+    pub(crate) subject: String,
     /// Decoded plain-text body.
-    pub text: String,
+    pub(crate) text: String,
     /// Decoded HTML body, when the mail has one.
-    pub html: Option<String>,
+    pub(crate) html: Option<String>,
     /// The message as received (headers and MIME body).
-    pub raw: String,
+    pub(crate) raw: String,
 }
 
 impl ReceivedMail {
     /// The first run of at least six digits in the text body (a one-time code).
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         let mut run = String::new();
         for c in self.text.chars() {
             if c.is_ascii_digit() {
@@ -73,29 +71,21 @@ struct Inbox {
 }
 
 /// A running test SMTP server; stops when dropped.
-pub struct SmtpServer {
+pub(crate) struct SmtpServer {
     addr: SocketAddr,
     inbox: Arc<Inbox>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// A port that was free a moment ago on 127.0.0.1 (nothing listens on it now).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 impl SmtpServer {
     /// Start on a free port of 127.0.0.1.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_on(0).await
     }
 
     /// Start on `port` of 127.0.0.1 (0: any free port). Retries for a few seconds while
     /// the port is still held by a closing socket.
-    pub async fn start_on(port: u16) -> Self {
+    pub(crate) async fn start_on(port: u16) -> Self {
         let mut tries = 0;
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", port)).await {
@@ -114,24 +104,14 @@ impl SmtpServer {
         Self { addr, inbox, task }
     }
 
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
     /// `smtp://127.0.0.1:PORT`, for `SMTP_URL`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
 
     /// Take the oldest mail to `to` (case-insensitive) not taken yet, waiting up to
     /// `timeout` for it to arrive; panics on timeout, naming what did arrive.
-    pub async fn wait_for(&self, to: &str, timeout: Duration) -> ReceivedMail {
+    pub(crate) async fn wait_for(&self, to: &str, timeout: Duration) -> ReceivedMail {
         let to = to.trim().to_lowercase();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -154,7 +134,7 @@ impl SmtpServer {
     }
 
     /// Mails received and not taken yet, oldest first.
-    pub fn received(&self) -> Vec<ReceivedMail> {
+    pub(crate) fn received(&self) -> Vec<ReceivedMail> {
         self.inbox
             .mails
             .lock()

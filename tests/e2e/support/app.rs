@@ -1,0 +1,192 @@
+//! `TestApp`: the real API in process, on a port-0 listener over a fresh [`TestDb`], with a
+//! configuration that reads nothing from the environment ([`test_config`]), and the few
+//! helpers that look behind the API (its database, a tenant's settings).
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+
+use auth_api::config::Config;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::client::Client;
+use super::db::TestDb;
+use super::payloads::{AuthPayload, PASSWORD};
+
+/// A running API, in process. Dereferences to its [`Client`] (`app.gql(…)`, `app.base`).
+pub(crate) struct TestApp {
+    /// Its configuration.
+    pub(crate) config: Config,
+    /// The database (dropped after the server).
+    pub(crate) db: TestDb,
+    api: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A new base64 master key.
+pub(crate) fn master_key() -> String {
+    auth_api::crypto::MasterKey::generate().to_base64()
+}
+
+/// One master key per test process, so a restarted app (or a CLI run, or an API process) can
+/// open what an earlier one sealed.
+pub(crate) fn stable_master_key() -> String {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(master_key).clone()
+}
+
+/// The configuration of a test app on `database_url` listening on `listen`: every setting
+/// written out here, so nothing set in the test's environment (`SMTP_URL`, `AUTH_*` …)
+/// reaches it. `Config::for_database` parses with environment fallbacks; each field it
+/// could have taken from there is overwritten with the documented default.
+pub(crate) fn test_config(database_url: &str, listen: SocketAddr) -> Config {
+    let mut config = Config::for_database(database_url);
+    config.database_url = database_url.to_owned();
+    config.database_max_connections = 5;
+    config.listen = listen;
+    config.issuer = format!("http://{listen}");
+    config.audience = None;
+    config.master_key =
+        Some(auth_api::crypto::MasterKey::parse(&stable_master_key()).expect("master key"));
+    config.admin_emails = Vec::new();
+    config.access_ttl_seconds = 900;
+    config.session_ttl_seconds = 24 * 86_400;
+    config.refresh_grace_seconds = 10;
+    config.trusted_proxies = Vec::new();
+    config.internal_loopback_no_token = None;
+    config.signing_key_file = None;
+    config.graphiql = true;
+    config.introspection = None;
+    config.max_body_bytes = 64 * 1024;
+    config.smtp_url = None;
+    config.mail_from = "Auth <no-reply@localhost>".to_owned();
+    config.rate_limit_factor = 1.0;
+    config.log_format = "text".to_owned();
+    config
+}
+
+/// Starts the API with the test configuration.
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the API after `adjust` changes its test configuration.
+pub(crate) async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_on(TestDb::new().await, adjust).await
+}
+
+/// Starts the API on an existing database (one an earlier app used).
+pub(crate) async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let mut config = test_config(&db.url, addr);
+    adjust(&mut config);
+    let app = auth_api::startup::build(config.clone())
+        .await
+        .expect("app builds");
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(auth_api::startup::run(app, listener, async {
+        let _ = rx.await;
+    }));
+    let base = format!("http://{addr}");
+    let cli_env = vec![
+        ("DATABASE_URL".to_owned(), db.url.clone()),
+        ("AUTH_MASTER_KEY".to_owned(), stable_master_key()),
+        ("AUTH_ISSUER".to_owned(), base.clone()),
+        ("RUST_LOG".to_owned(), "warn".to_owned()),
+    ];
+    let api = Client::new(base, config.issuer.clone(), cli_env, db.dir().to_path_buf());
+    TestApp {
+        config,
+        db,
+        api,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl Deref for TestApp {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.api
+    }
+}
+
+impl TestApp {
+    /// Stops the server, waiting for in-flight requests; the database, for the next app.
+    pub(crate) async fn stop(mut self) -> TestDb {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+        self.db.take()
+    }
+
+    /// Marks `email` proven in the database, as an email code or a reset link would (for
+    /// tests whose subject is not the proof itself; `hardening.rs` proves addresses by mail).
+    pub(crate) async fn prove_address(&self, email: &str) {
+        let store = self.store().await;
+        let done = sqlx::query("UPDATE user_emails SET verified_at = created_at WHERE email = $1")
+            .bind(email)
+            .execute(store.pool())
+            .await
+            .expect("address marked proven");
+        assert_eq!(done.rows_affected(), 1, "no account with {email}");
+    }
+
+    /// An admin of the default tenant: signs up `email` (which the configuration's
+    /// `admin_emails` must list), proves the address and signs in again, which grants the
+    /// role; that sign-in's payload.
+    pub(crate) async fn sign_up_admin(&self, email: &str) -> AuthPayload {
+        let first = self.sign_up(email).await;
+        assert_eq!(first.roles, Vec::<String>::new(), "unproven: no role yet");
+        self.prove_address(email).await;
+        let admin = self.signed_in(email, PASSWORD).await;
+        let me = self
+            .gql("{ me { roles } }", json!({}), Some(&admin.access_token))
+            .await;
+        assert_eq!(me["data"]["me"]["roles"], json!(["admin"]), "{me}");
+        admin
+    }
+
+    /// Changes a tenant's settings directly in the database (the admin settings API is a
+    /// later issue); the app reads them on every request.
+    pub(crate) async fn update_settings(
+        &self,
+        tenant: &str,
+        change: impl FnOnce(&mut auth_api::domain::TenantSettings),
+    ) {
+        let store = self.store().await;
+        let mut found = store.tenant_by_slug(tenant).await.expect("tenant exists");
+        change(&mut found.settings);
+        store
+            .set_tenant_settings(&found.id, &found.settings)
+            .await
+            .expect("settings written");
+    }
+
+    /// A store over the app's database, for looking behind the API.
+    pub(crate) async fn store(&self) -> auth_api::store::Store {
+        let db = auth_api::store::Db::connect(&self.db.url, 1)
+            .await
+            .expect("database reachable");
+        auth_api::store::Store::new(db)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `TestDb`: a fresh database for one test, a new SQLite file or, when `TEST_DATABASE_URL` is
+//! set, a new PostgreSQL database on that server, dropped (with its temp dir) afterwards.
+
+use std::path::{Path, PathBuf};
+
+use sqlx::Connection;
+
+/// A fresh database for one test, and a temp dir that lives as long as it.
+pub(crate) struct TestDb {
+    /// Its URL.
+    pub(crate) url: String,
+    dir: PathBuf,
+    /// The server's URL and the database's name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new empty database.
+    pub(crate) async fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("auth-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => {
+                let name = format!("auth_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&base)
+                    .await
+                    .expect("TEST_DATABASE_URL reachable");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let (prefix, _) = base
+                    .rsplit_once('/')
+                    .expect("TEST_DATABASE_URL names a database");
+                Self {
+                    url: format!("{prefix}/{name}"),
+                    dir,
+                    postgres: Some((base, name)),
+                }
+            }
+            _ => Self {
+                url: format!("sqlite://{}", dir.join("auth.db").display()),
+                dir,
+                postgres: None,
+            },
+        }
+    }
+
+    /// Whether this is PostgreSQL.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// A directory that lives as long as the database.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the database out of `self`, leaving a stand-in that owns nothing (for an app
+    /// that stops and hands its database to the next one).
+    pub(crate) fn take(&mut self) -> TestDb {
+        let none = TestDb {
+            url: String::new(),
+            dir: PathBuf::new(),
+            postgres: None,
+        };
+        std::mem::replace(self, none)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let Some((base, name)) = self.postgres.take() {
+            // Drop runs outside any runtime we may block on: use a thread of our own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}

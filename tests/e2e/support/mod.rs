@@ -1,0 +1,36 @@
+//! The one test harness, in reading order:
+//!
+//! - [`db`]: [`TestDb`], a fresh SQLite file or PostgreSQL database per test.
+//! - [`net`]: [`free_port`] and waiting for a server to answer.
+//! - [`payloads`]: the common operations (`SIGN_UP`, `SIGN_IN`, `REFRESH`) and their typed
+//!   answers: [`Gql`] wraps a whole GraphQL answer, [`AuthPayload`] is what signUp, signIn,
+//!   refreshSession, verifyOtp and resetPassword return.
+//! - [`client`]: [`Client`], the one GraphQL/HTTP client and `auth-api` CLI runner, shared by
+//!   the in-process app and the process harness.
+//! - [`app`]: [`TestApp`], the API in process on a port-0 listener (`spawn_app` and friends),
+//!   configured without reading the environment.
+//! - [`verifier`]: [`Verifier`], `auth-verifier` in process on a port-0 listener, or the real
+//!   binary, and the calls tests make to it.
+//! - [`process`]: the real `auth-api` and `auth-verifier` binaries, for tests where killing or
+//!   restarting a process, reading its output or handing it to nginx is the point.
+//! - [`smtp`]: a real SMTP server that keeps what it receives.
+
+mod app;
+mod client;
+mod db;
+mod net;
+mod payloads;
+mod process;
+mod smtp;
+mod verifier;
+
+pub(crate) use app::{TestApp, master_key, spawn_app, spawn_app_with, spawn_on};
+pub(crate) use client::Client;
+pub(crate) use db::TestDb;
+pub(crate) use net::free_port;
+pub(crate) use payloads::{
+    AuthPayload, Gql, MachineToken, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, code,
+};
+pub(crate) use process::{ApiProcess, ApiSettings, Proc, verifier_fails_to_start};
+pub(crate) use smtp::SmtpServer;
+pub(crate) use verifier::{Verifier, challenge, header};

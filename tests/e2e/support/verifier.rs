@@ -1,0 +1,152 @@
+//! `Verifier`: a running `auth-verifier` following an API, and the calls tests make to it
+//! (`/verify`, `/introspect`, plain GETs), as the real binary ([`Verifier::start_process`]).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::net::{free_port, wait_until_up};
+use super::process::{Proc, verifier_command};
+
+/// A running verifier; stopped when dropped.
+pub(crate) struct Verifier {
+    /// `http://127.0.0.1:port`.
+    pub(crate) base: String,
+    /// HTTP client.
+    pub(crate) client: reqwest::Client,
+    _running: Running,
+}
+
+/// What a [`Verifier`] runs as.
+enum Running {
+    /// The real binary (killed when dropped).
+    Process { _child: Proc },
+}
+
+impl Verifier {
+    /// Starts the real `auth-verifier` binary for `api_base` with `token` and `extra`
+    /// settings (`VERIFIER_*`), and waits until it answers `/healthz`.
+    pub(crate) async fn start_process(
+        api_base: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let port = free_port();
+        let command = verifier_command(port, api_base, token, extra, "info").spawn();
+        let mut proc = Proc::new(command.expect("auth-verifier starts"));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        wait_until_up(&client, &format!("{base}/healthz"), "auth-verifier", || {
+            proc.exit_status()
+        })
+        .await;
+        Self {
+            base,
+            client,
+            _running: Running::Process { _child: proc },
+        }
+    }
+
+    /// Waits until `/readyz` says ready (keys loaded, feed live).
+    pub(crate) async fn ready(self) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let response = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .expect("readyz");
+            if response.status() == 200 {
+                return self;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verifier not ready: {}",
+                response.text().await.unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET /verify` with an optional bearer: status and headers.
+    pub(crate) async fn verify(&self, token: Option<&str>) -> (u16, reqwest::header::HeaderMap) {
+        let mut request = self.client.get(format!("{}/verify", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("verify");
+        (response.status().as_u16(), response.headers().clone())
+    }
+
+    /// Polls `/verify` until it answers `status`; how long that took. Panics after `within`.
+    pub(crate) async fn until(&self, token: &str, status: u16, within: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let (got, _) = self.verify(Some(token)).await;
+            if got == status {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < within,
+                "/verify still answers {got}, not {status}, after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `POST /introspect` of `token` (form), as `caller` (a bearer, or none) with extra
+    /// headers: status, `WWW-Authenticate` and the JSON body (`null` if there is none).
+    pub(crate) async fn introspect(
+        &self,
+        caller: Option<&str>,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/introspect", self.base))
+            .form(&[("token", token)]);
+        if let Some(caller) = caller {
+            request = request.bearer_auth(caller);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("introspect");
+        let status = response.status().as_u16();
+        let challenge = challenge(response.headers());
+        (
+            status,
+            challenge,
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET path`: status and body text.
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        (
+            response.status().as_u16(),
+            response.text().await.unwrap_or_default(),
+        )
+    }
+}
+
+/// The `WWW-Authenticate` header (empty when absent).
+pub(crate) fn challenge(headers: &reqwest::header::HeaderMap) -> String {
+    header(headers, "www-authenticate").to_owned()
+}
+
+/// A header as text (empty when absent).
+pub(crate) fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
