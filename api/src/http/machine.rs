@@ -161,7 +161,7 @@ pub async fn revocation_stream(
         .into_response()
 }
 
-fn entry_event(entry: &auth_verifier::token::RevocationEntry) -> Event {
+fn entry_event(entry: &auth_protocol::RevocationEntry) -> Event {
     Event::default()
         .event("revocation")
         .id(entry.seq.to_string())

@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use auth_protocol::Discovery;
 
 use super::AppState;
 
@@ -21,23 +22,7 @@ pub(super) async fn jwks(State(state): State<AppState>) -> Response {
 /// `GET /.well-known/openid-configuration`: the issuer and where its keys and endpoints are.
 pub(super) async fn openid_configuration(State(state): State<AppState>) -> Response {
     let issuer = &state.config.issuer;
-    let mut algs: Vec<String> = state
-        .auth
-        .jwks()
-        .await
-        .keys
-        .iter()
-        .map(|k| k.alg.clone())
-        .collect();
-    algs.dedup();
-    let body = json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": ["none"],
-        "grant_types_supported": ["refresh_token"],
-    });
+    let keys = state.auth.jwks().await;
+    let body = Discovery::new(issuer, keys.keys.iter().map(|k| k.alg.as_str()));
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
 }

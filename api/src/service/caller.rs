@@ -1,7 +1,7 @@
 //! Who is calling: a bearer token checked once per request, turned into a [`Caller`] (a
 //! signed-in user or a machine token), and what a caller holds.
 
-use auth_verifier::token::{AccessClaims, MACHINE_TOKEN_PREFIX};
+use auth_protocol::{AccessClaims, MACHINE_TOKEN_PREFIX};
 
 use super::{Auth, Error, Result};
 use crate::crypto;

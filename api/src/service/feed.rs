@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_verifier::token::{RevocationEntry, RevocationKind};
+use auth_protocol::{RevocationEntry, RevocationKind};
 use tokio::sync::{Notify, broadcast};
 
 use super::keys::KeyRing;

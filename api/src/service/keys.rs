@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use auth_verifier::token::{AccessClaims, Jwk, JwkSet};
+use auth_protocol::{AccessClaims, Jwk, JwkSet};
 use aws_lc_rs::signature::Ed25519KeyPair;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 
 use crate::crypto::MasterKey;
 use crate::domain::{Millis, now_ms};
@@ -192,11 +192,8 @@ impl KeyRing {
         if header.alg != *alg {
             return Err(TokenError::Invalid);
         }
-        let mut validation = Validation::new(*alg);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        let validation =
+            auth_protocol::validation(*alg, &self.issuer, &self.audience, LEEWAY_SECONDS);
         jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)

@@ -2,8 +2,9 @@
 //! token, bound to its tenant unless it holds `platform`), the feed as such a reader sees it,
 //! and RFC 7662 introspection answers.
 
-use auth_verifier::token::{MACHINE_TOKEN_PREFIX, RevocationEntry, RevocationKind, RevocationList};
-use serde_json::json;
+use auth_protocol::{
+    Introspection, MACHINE_TOKEN_PREFIX, RevocationEntry, RevocationKind, RevocationList,
+};
 use tokio::sync::broadcast;
 
 use super::feed::LOOKBACK;
@@ -92,8 +93,8 @@ impl Auth {
 
     /// The RFC 7662 answer for `token`, as `reader` may see it: a token of a tenant the reader
     /// does not see is as inactive as a forged one.
-    pub async fn introspect(&self, reader: &Reader, token: &str) -> Result<serde_json::Value> {
-        let inactive = json!({"active": false});
+    pub async fn introspect(&self, reader: &Reader, token: &str) -> Result<Introspection> {
+        let inactive = Introspection::inactive();
         let store = &self.store;
         if token.starts_with(MACHINE_TOKEN_PREFIX) {
             let found = match self.machine_token(token).await {
@@ -105,14 +106,12 @@ impl Auth {
                 return Ok(inactive);
             }
             let scope: Vec<&str> = found.scopes.iter().map(|s| s.as_str()).collect();
-            return Ok(json!({
-                "active": true,
-                "token_type": "machine_token",
-                "client_id": found.id,
-                "tid": tenant.slug,
-                "scope": scope.join(" "),
-                "iat": found.created_at / 1000,
-            }));
+            return Ok(Introspection::machine_token(
+                found.id,
+                tenant.slug,
+                scope.join(" "),
+                found.created_at / 1000,
+            ));
         }
         let Ok(claims) = self.verify_access_token(token).await else {
             return Ok(inactive);
@@ -132,18 +131,6 @@ impl Auth {
         if !active {
             return Ok(inactive);
         }
-        Ok(json!({
-            "active": true,
-            "token_type": "access_token",
-            "sub": claims.sub,
-            "tid": claims.tid,
-            "sid": claims.sid,
-            "roles": claims.roles,
-            "iss": claims.iss,
-            "aud": claims.aud,
-            "iat": claims.iat,
-            "exp": claims.exp,
-            "jti": claims.jti,
-        }))
+        Ok(Introspection::access_token(&claims))
     }
 }

@@ -1,7 +1,7 @@
 //! Machine tokens: created with only the scopes the caller holds, listed without secrets,
 //! deleted with a feed entry so verifiers drop them at once.
 
-use auth_verifier::token::MACHINE_TOKEN_PREFIX;
+use auth_protocol::MACHINE_TOKEN_PREFIX;
 
 use super::{Auth, Caller, Error, Result};
 use crate::crypto;

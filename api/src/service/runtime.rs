@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use auth_verifier::token::JwkSet;
+use auth_protocol::JwkSet;
 use tokio::task::JoinHandle;
 
 use super::Auth;

@@ -1,7 +1,7 @@
 //! Tokens handed to clients: sessions started with their first refresh token, access tokens
 //! minted, and refresh tokens rotated with a grace window and reuse detection.
 
-use auth_verifier::token::AccessClaims;
+use auth_protocol::AccessClaims;
 use serde::{Deserialize, Serialize};
 
 use super::{Auth, Error, Result};

@@ -3,9 +3,9 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use auth_verifier::token::RevocationKind;
+use auth_protocol::RevocationEntry;
 
-use super::revocations::{entry, record};
+use super::revocations::record;
 use super::{Store, StoreError, StoreResult, some_row};
 use crate::domain::{ApiToken, Scope, Tenant, new_id, now_ms};
 
@@ -107,7 +107,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?,
         )?;
-        let revoked = entry(RevocationKind::ApiToken, &tenant.slug, id, None, horizon);
+        let revoked = RevocationEntry::api_token(&tenant.slug, id, horizon);
         record(&mut tx, &revoked).await?;
         tx.commit().await?;
         Ok(())

@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
-use auth_verifier::token::RevocationKind;
+use auth_protocol::RevocationEntry;
 
-use super::revocations::{entry, record};
+use super::revocations::record;
 use super::{Store, StoreResult};
 use crate::domain::Millis;
 
@@ -90,7 +90,7 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        record(&mut tx, &entry(RevocationKind::Key, "", kid, None, horizon)).await?;
+        record(&mut tx, &RevocationEntry::key(kid, horizon)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1,6 +1,6 @@
 //! The revocation feed: cut-offs verifiers apply to tokens they have already verified.
 
-use auth_verifier::token::{RevocationEntry, RevocationKind};
+use auth_protocol::{RevocationEntry, RevocationKind};
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -8,25 +8,10 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreResult};
 use crate::domain::{Millis, now_ms};
 
-fn kind_name(kind: RevocationKind) -> &'static str {
-    match kind {
-        RevocationKind::Session => "session",
-        RevocationKind::User => "user",
-        RevocationKind::Tenant => "tenant",
-        RevocationKind::Key => "key",
-        RevocationKind::ApiToken => "api_token",
-    }
-}
-
 fn entry_of(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
     let kind: String = row.try_get("kind")?;
-    let kind = match kind.as_str() {
-        "session" => RevocationKind::Session,
-        "user" => RevocationKind::User,
-        "tenant" => RevocationKind::Tenant,
-        "key" => RevocationKind::Key,
-        "api_token" => RevocationKind::ApiToken,
-        _ => return Ok(None),
+    let Some(kind) = RevocationKind::parse(&kind) else {
+        return Ok(None);
     };
     Ok(Some(RevocationEntry {
         seq: row.try_get("seq")?,
@@ -47,7 +32,7 @@ pub(crate) async fn record(conn: &mut AnyConnection, entry: &RevocationEntry) ->
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
     )
     .bind(&entry.tenant)
-    .bind(kind_name(entry.kind))
+    .bind(entry.kind.as_str())
     .bind(&entry.id)
     .bind(entry.iat_cutoff)
     .bind(entry.expires_at)
@@ -55,25 +40,6 @@ pub(crate) async fn record(conn: &mut AnyConnection, entry: &RevocationEntry) ->
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.try_get("seq")?)
-}
-
-/// A feed entry for `kind` of `tenant` (a slug; empty for service-wide keys), kept until
-/// `horizon` (seconds), when every token it covers has expired.
-pub(crate) fn entry(
-    kind: RevocationKind,
-    tenant: &str,
-    id: &str,
-    iat_cutoff: Option<i64>,
-    horizon: i64,
-) -> RevocationEntry {
-    RevocationEntry {
-        seq: 0,
-        kind,
-        tenant: tenant.to_owned(),
-        id: id.to_owned(),
-        iat_cutoff,
-        expires_at: horizon,
-    }
 }
 
 impl Store {

@@ -1,12 +1,12 @@
 //! Sessions and their rotating refresh tokens.
 
-use auth_verifier::token::{RevocationEntry, RevocationKind};
+use auth_protocol::RevocationEntry;
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{AuditEvent, insert_audit};
-use super::revocations::{entry, record};
+use super::revocations::record;
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Device, Millis, Session, Tenant, new_id, now_ms};
 
@@ -100,13 +100,7 @@ pub struct Revoking<'a> {
 
 impl Revoking<'_> {
     fn session_entry(&self, session_id: &str) -> RevocationEntry {
-        entry(
-            RevocationKind::Session,
-            &self.tenant.slug,
-            session_id,
-            None,
-            self.horizon,
-        )
+        RevocationEntry::session(&self.tenant.slug, session_id, self.horizon)
     }
 }
 
@@ -143,13 +137,7 @@ pub(crate) async fn end_user_sessions(
     .bind(user_id)
     .execute(&mut *tx)
     .await?;
-    let user = entry(
-        RevocationKind::User,
-        &revoking.tenant.slug,
-        user_id,
-        Some(second),
-        revoking.horizon,
-    );
+    let user = RevocationEntry::user(&revoking.tenant.slug, user_id, second, revoking.horizon);
     record(&mut *tx, &user).await?;
     for row in &rows {
         let id: String = row.try_get("id")?;

@@ -2,9 +2,9 @@
 
 use sqlx::Row;
 
-use auth_verifier::token::RevocationKind;
+use auth_protocol::RevocationEntry;
 
-use super::revocations::{entry, record};
+use super::revocations::record;
 use super::{Store, StoreError, StoreResult, conflict_on_unique, some_row};
 use crate::domain::{Millis, Tenant, TenantSettings, TenantSlug, new_id, now_ms};
 
@@ -138,14 +138,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?,
         )?;
-        let cutoff = Some(now_ms() / 1000);
-        let revoked = entry(
-            RevocationKind::Tenant,
-            &tenant.slug,
-            &tenant.slug,
-            cutoff,
-            horizon,
-        );
+        let revoked = RevocationEntry::tenant(&tenant.slug, now_ms() / 1000, horizon);
         record(&mut tx, &revoked).await?;
         tx.commit().await?;
         Ok(())
