@@ -3,6 +3,13 @@
 //! actions, a signing key, a tenant) reaching it within a second; catching up after the API
 //! restarts; two APIs on PostgreSQL; the `/introspect` caller rules; the tenant binding of
 //! its own API token.
+//!
+//! The verifier runs in process ([`Verifier::spawn`]) and the API is a [`TestApp`] unless the
+//! process is the point: the API processes that stop, restart or run side by side as
+//! replicas; a verifier whose `/metrics` must be its own, or that must fail to start and say
+//! why on stderr.
+//!
+//! [`TestApp`]: crate::support::TestApp
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     ApiProcess, AuthPayload, Client, MachineToken, PASSWORD, TestDb, Verifier, challenge,
-    free_port, header, verifier_fails_to_start,
+    free_port, header, spawn_app, spawn_on, verifier_fails_to_start,
 };
 
 /// A fresh Ed25519 private key as PKCS#8 PEM.
@@ -74,8 +81,9 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     let pem = ed25519_pem();
     let key_file = db.dir().join("signing.pem");
     std::fs::write(&key_file, &pem).expect("key file");
-    let key_path = key_file.display().to_string();
-    let api = ApiProcess::start(&db, &[("AUTH_SIGNING_KEY_FILE", &key_path)]).await;
+    let api = spawn_on(db, |c| c.signing_key_file = Some(key_file)).await;
+    // A process of its own: its `/metrics`, read at the end, must count its requests alone
+    // (an in-process verifier records into the test process's one recorder).
     let v = Verifier::start_process(
         &api.base,
         Some(&verify_token(&api).await),
@@ -86,11 +94,10 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     .await;
     // Every tenant: the verifier's token must hold `platform` (a `verify` token alone binds
     // the verifier to its tenant).
-    let any_tenant =
-        Verifier::start_process(&api.base, Some(&platform_verify_token(&api).await), &[])
-            .await
-            .ready()
-            .await;
+    let any_tenant = Verifier::spawn(&api.base, Some(&platform_verify_token(&api).await))
+        .await
+        .ready()
+        .await;
     // The caller of the verifier's `/introspect`.
     let caller = verify_token(&api).await;
 
@@ -284,9 +291,8 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
 
 #[tokio::test]
 async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
-    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
+    let api = spawn_app().await;
+    let v = Verifier::spawn(&api.base, Some(&verify_token(&api).await))
         .await
         .ready()
         .await;
@@ -340,9 +346,8 @@ async fn sign_out_is_refused_within_a_second_and_machine_tokens_are_checked() {
 
 #[tokio::test]
 async fn password_change_account_deletion_and_admin_actions_reach_the_verifier() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
-    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
+    let api = spawn_app().await;
+    let v = Verifier::spawn(&api.base, Some(&verify_token(&api).await))
         .await
         .ready()
         .await;
@@ -411,9 +416,8 @@ async fn password_change_account_deletion_and_admin_actions_reach_the_verifier()
 
 #[tokio::test]
 async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
-    let v = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
+    let api = spawn_app().await;
+    let v = Verifier::spawn(&api.base, Some(&verify_token(&api).await))
         .await
         .ready()
         .await;
@@ -473,11 +477,11 @@ async fn verifier_catches_up_after_the_api_restarts() {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let mut api = ApiProcess::start_on(&db, port, &issuer).await;
-    let v = Verifier::start_process(
-        &api.base,
-        Some(&verify_token(&api).await),
-        &[("VERIFIER_STALENESS_LIMIT_SECONDS", "2")],
-    )
+    // In process: the API is what stops here. The only verifier in this test process, so
+    // its `/metrics` below are its own.
+    let v = Verifier::spawn_with(&api.base, Some(&verify_token(&api).await), |c| {
+        c.staleness_limit = Duration::from_secs(2)
+    })
     .await
     .ready()
     .await;
@@ -542,11 +546,11 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
     let api1 = ApiProcess::start_on(&db, port1, &issuer).await;
     let api2 = ApiProcess::start_on(&db, free_port(), &issuer).await;
     let token = verify_token(&api1).await;
-    let v1 = Verifier::start_process(&api1.base, Some(&token), &[])
+    let v1 = Verifier::spawn(&api1.base, Some(&token))
         .await
         .ready()
         .await;
-    let v2 = Verifier::start_process(&api2.base, Some(&token), &[])
+    let v2 = Verifier::spawn(&api2.base, Some(&token))
         .await
         .ready()
         .await;
@@ -579,19 +583,16 @@ async fn two_apis_on_postgres_two_verifiers_both_refuse_within_a_second() {
 /// `platform` too sees every tenant's.
 #[tokio::test]
 async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
+    let api = spawn_app().await;
     let platform = platform_verify_token(&api).await;
     // With a token, the exemption is off unless asked for.
-    let v = Verifier::start_process(&api.base, Some(&platform), &[])
+    let v = Verifier::spawn(&api.base, Some(&platform))
         .await
         .ready()
         .await;
-    let exempt = Verifier::start_process(
-        &api.base,
-        Some(&platform),
-        &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "true")],
-    )
+    let exempt = Verifier::spawn_with(&api.base, Some(&platform), |c| {
+        c.introspect_loopback_no_token = Some(true)
+    })
     .await
     .ready()
     .await;
@@ -693,21 +694,16 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
 
     // Without a token the exemption is on by default (the zero-config loopback setup), and
     // off when turned off.
-    let off = Verifier::start_process(
-        &api.base,
-        None,
-        &[("VERIFIER_INTROSPECT_LOOPBACK_NO_TOKEN", "false")],
-    )
+    let off = Verifier::spawn_with(&api.base, None, |c| {
+        c.introspect_loopback_no_token = Some(false)
+    })
     .await;
     assert_eq!(off.introspect(None, &default_access, &[]).await.0, 401);
-    if db.is_postgres() {
+    if api.db.is_postgres() {
         eprintln!("skipped the tokenless verifier: the API's feed needs a token on PostgreSQL");
         return;
     }
-    let dev = Verifier::start_process(&api.base, None, &[])
-        .await
-        .ready()
-        .await;
+    let dev = Verifier::spawn(&api.base, None).await.ready().await;
     let (status, _, body) = dev.introspect(None, &default_access, &[]).await;
     assert_eq!(status, 200, "{body}");
     assert!(active(&body), "{body}");
@@ -721,10 +717,9 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
 /// verifier within a second, though their introspection answers are cached for 30 s.
 #[tokio::test]
 async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
+    let api = spawn_app().await;
     let platform = platform_verify_token(&api).await;
-    let v = Verifier::start_process(&api.base, Some(&platform), &[])
+    let v = Verifier::spawn(&api.base, Some(&platform))
         .await
         .ready()
         .await;
@@ -766,14 +761,13 @@ async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
 /// start-up with a message naming the settings.
 #[tokio::test]
 async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
-    let db = TestDb::new().await;
-    let api = ApiProcess::start(&db, &[]).await;
+    let api = spawn_app().await;
     let platform = platform_verify_token(&api).await;
-    let bound = Verifier::start_process(&api.base, Some(&verify_token(&api).await), &[])
+    let bound = Verifier::spawn(&api.base, Some(&verify_token(&api).await))
         .await
         .ready()
         .await;
-    let every = Verifier::start_process(&api.base, Some(&platform), &[])
+    let every = Verifier::spawn(&api.base, Some(&platform))
         .await
         .ready()
         .await;
@@ -839,10 +833,12 @@ async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
         assert!(!err.contains(token), "{what}: the token is printed: {err}");
     }
     // The tenant list may name the token's own tenant.
-    let own = Verifier::start_process(&api.base, Some(&verify), &[("VERIFIER_TENANTS", "default")])
-        .await
-        .ready()
-        .await;
+    let own = Verifier::spawn_with(&api.base, Some(&verify), |c| {
+        c.tenants = vec!["default".to_owned()]
+    })
+    .await
+    .ready()
+    .await;
     assert_eq!(own.verify(Some(&default_access)).await.0, 200);
     assert_eq!(own.verify(Some(&acme_access)).await.0, 403);
 }

@@ -131,11 +131,6 @@ pub(crate) struct ApiProcess {
 }
 
 impl ApiProcess {
-    /// Starts an API on `db` on a new port whose URL is its issuer, with `extra` settings.
-    pub(crate) async fn start(db: &TestDb, extra: &[(&str, &str)]) -> Self {
-        Self::start_with(db, ApiSettings::on_port(free_port()).with_env(extra)).await
-    }
-
     /// Starts an API on `db` on `port` with `issuer` (another API's, to serve its sessions).
     pub(crate) async fn start_on(db: &TestDb, port: u16, issuer: &str) -> Self {
         let mut settings = ApiSettings::on_port(port);

@@ -1,9 +1,14 @@
 //! `Verifier`: a running `auth-verifier` following an API, and the calls tests make to it
-//! (`/verify`, `/introspect`, plain GETs), as the real binary ([`Verifier::start_process`]).
+//! (`/verify`, `/introspect`, plain GETs). [`Verifier::spawn`] runs it in process on a port-0
+//! listener with a configuration that reads nothing from the environment; the real binary
+//! ([`Verifier::start_process`]) is for tests that need the process itself.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use super::net::{free_port, wait_until_up};
 use super::process::{Proc, verifier_command};
@@ -19,11 +24,86 @@ pub(crate) struct Verifier {
 
 /// What a [`Verifier`] runs as.
 enum Running {
+    /// `auth_verifier::run` on a task of the test's runtime.
+    InProcess {
+        shutdown: Option<oneshot::Sender<()>>,
+        task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    },
     /// The real binary (killed when dropped).
     Process { _child: Proc },
 }
 
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::InProcess { shutdown, task } = self {
+            if let Some(tx) = shutdown.take() {
+                let _ = tx.send(());
+            }
+            task.abort();
+        }
+    }
+}
+
+/// The configuration of an in-process verifier listening on `listen`, following `api_base`
+/// with `token`: every setting written out, each the documented default but these three.
+fn config(listen: SocketAddr, api_base: &str, token: Option<&str>) -> auth_verifier::Config {
+    let mut config =
+        auth_verifier::Config::try_parse_from(["auth-verifier"]).expect("default settings");
+    config.listen = listen;
+    config.api_url = api_base.to_owned();
+    config.api_token = token.map(|token| token.parse().expect("a token"));
+    config.issuer = None;
+    config.audience = None;
+    config.tenants = Vec::new();
+    config.staleness_limit = Duration::from_secs(30);
+    config.cache_capacity = 200_000;
+    config.jwks_min_interval = Duration::from_secs(60);
+    config.leeway = 5;
+    config.machine_token_ttl = Duration::from_secs(30);
+    config.realm = "auth".to_owned();
+    config.introspect_loopback_no_token = None;
+    config
+}
+
 impl Verifier {
+    /// Runs a verifier in process for `api_base` with `token`, and waits until it answers
+    /// `/healthz`.
+    pub(crate) async fn spawn(api_base: &str, token: Option<&str>) -> Self {
+        Self::spawn_with(api_base, token, |_| {}).await
+    }
+
+    /// [`spawn`](Self::spawn) after `adjust` changes the configuration.
+    pub(crate) async fn spawn_with(
+        api_base: &str,
+        token: Option<&str>,
+        adjust: impl FnOnce(&mut auth_verifier::Config),
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = config(addr, api_base, token);
+        adjust(&mut config);
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(auth_verifier::run(listener, config, async {
+            let _ = rx.await;
+        }));
+        let base = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        wait_until_up(&client, &format!("{base}/healthz"), "auth-verifier", || {
+            task.is_finished().then(|| "its task ended".to_owned())
+        })
+        .await;
+        Self {
+            base,
+            client,
+            _running: Running::InProcess {
+                shutdown: Some(tx),
+                task,
+            },
+        }
+    }
+
     /// Starts the real `auth-verifier` binary for `api_base` with `token` and `extra`
     /// settings (`VERIFIER_*`), and waits until it answers `/healthz`.
     pub(crate) async fn start_process(
