@@ -199,10 +199,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with every default, for `database_url`; what tests start from.
+    /// A configuration with every default, for `database_url`, that reads no environment
+    /// variable (a `SMTP_URL` in the shell does not reach it); what tests start from.
     pub fn for_database(database_url: &str) -> Self {
-        let cli = Cli::parse_from(["auth-api", "--database-url", database_url]);
-        cli.config
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command.get_matches_from(["auth-api", "--database-url", database_url]);
+        Cli::from_arg_matches(&matches)
+            .expect("the defaults parse")
+            .config
     }
 
     /// The audience of access tokens.
@@ -263,6 +268,15 @@ fn parse_issuer(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_configuration_reads_no_environment() {
+        // SAFETY: a unit test of its own; no other thread reads this variable.
+        unsafe { std::env::set_var("AUTH_ACCESS_TTL_SECONDS", "31") };
+        let config = Config::for_database("sqlite://auth.db");
+        unsafe { std::env::remove_var("AUTH_ACCESS_TTL_SECONDS") };
+        assert_eq!(config.access_ttl_seconds, 900);
+    }
 
     #[test]
     fn defaults_follow_the_contract() {

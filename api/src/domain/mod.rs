@@ -3,6 +3,7 @@
 //! [`User`], [`Session`] and [`ApiToken`] are what the store returns and the service works
 //! with.
 
+mod audit;
 mod email;
 mod machine_token;
 mod mail;
@@ -12,6 +13,7 @@ mod session;
 mod tenant;
 mod user;
 
+pub use audit::{AuditAction, RevokeReason, SignInMethod};
 pub use email::Email;
 pub use machine_token::ApiToken;
 pub use mail::Composed;

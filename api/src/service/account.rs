@@ -5,7 +5,7 @@
 
 use super::limits::Guarded;
 use super::{Auth, Caller, Device, Error, Result, passwords, user_of};
-use crate::domain::{Password, Tenant};
+use crate::domain::{AuditAction, Password, RevokeReason, Tenant};
 use crate::store::StoreError;
 
 impl Auth {
@@ -46,7 +46,7 @@ impl Auth {
             self.audit(
                 tenant,
                 Some(caller),
-                "user.password_change_failed",
+                AuditAction::UserPasswordChangeFailed,
                 user_id,
                 Some(session_id),
                 origin,
@@ -60,7 +60,7 @@ impl Auth {
             .await?;
         self.store
             .revoke_other_sessions(
-                self.revoking(tenant, "password_changed"),
+                self.revoking(tenant, RevokeReason::PasswordChanged),
                 user_id,
                 session_id,
             )
@@ -69,7 +69,7 @@ impl Auth {
         self.audit(
             tenant,
             Some(caller),
-            "user.password_changed",
+            AuditAction::UserPasswordChanged,
             user_id,
             Some(session_id),
             origin,
@@ -99,11 +99,13 @@ impl Auth {
         origin: &Device,
     ) -> Result<u64> {
         self.existing_user(tenant, user_id).await?;
-        let count = self.revoke_user(tenant, user_id, "admin_revoked").await?;
+        let count = self
+            .revoke_user(tenant, user_id, RevokeReason::AdminRevoked)
+            .await?;
         self.audit(
             tenant,
             Some(caller),
-            "admin.sessions_revoked",
+            AuditAction::AdminSessionsRevoked,
             user_id,
             None,
             origin,
@@ -122,14 +124,21 @@ impl Auth {
         user_id: &str,
         origin: &Device,
     ) -> Result<()> {
-        let revoking = self.revoking(tenant, "account_deleted");
+        let revoking = self.revoking(tenant, RevokeReason::AccountDeleted);
         match self.store.delete_user(revoking, user_id).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
             other => other?,
         }
         self.feed.announce().await;
-        self.audit(tenant, Some(caller), "user.deleted", user_id, None, origin)
-            .await;
+        self.audit(
+            tenant,
+            Some(caller),
+            AuditAction::UserDeleted,
+            user_id,
+            None,
+            origin,
+        )
+        .await;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The audit log as the service writes it: who did what to whom, from where.
 
 use super::{Auth, Caller};
-use crate::domain::{Device, Tenant};
+use crate::domain::{AuditAction, Device, Tenant};
 use crate::store::audit::AuditEvent;
 
 impl Auth {
@@ -9,14 +9,14 @@ impl Auth {
     pub(super) async fn audit_detail(
         &self,
         tenant: &Tenant,
-        action: &str,
+        action: AuditAction,
         user_id: &str,
         origin: &Device,
         detail: serde_json::Value,
     ) {
         let event = AuditEvent {
             action,
-            actor: Some(format!("user:{user_id}")),
+            actor: Some(Caller::user_actor(user_id)),
             user_id: Some(user_id),
             session_id: None,
             ip: origin.ip.as_deref(),
@@ -30,14 +30,14 @@ impl Auth {
         &self,
         tenant: &Tenant,
         actor: Option<&Caller>,
-        action: &str,
+        action: AuditAction,
         user_id: &str,
         session_id: Option<&str>,
         origin: &Device,
     ) {
         let event = AuditEvent {
             action,
-            actor: Some(actor.map_or_else(|| format!("user:{user_id}"), Caller::actor)),
+            actor: Some(actor.map_or_else(|| Caller::user_actor(user_id), Caller::actor)),
             user_id: Some(user_id),
             session_id,
             ip: origin.ip.as_deref(),

@@ -56,9 +56,14 @@ impl Caller {
     /// The actor recorded in the audit log.
     pub fn actor(&self) -> String {
         match self {
-            Caller::User { user_id, .. } => format!("user:{user_id}"),
+            Caller::User { user_id, .. } => Self::user_actor(user_id),
             Caller::Machine { token_id, .. } => format!("token:{token_id}"),
         }
+    }
+
+    /// The actor of something the user `user_id` did themself.
+    pub fn user_actor(user_id: &str) -> String {
+        format!("user:{user_id}")
     }
 }
 

@@ -8,7 +8,9 @@ use super::mail::Template;
 use super::{Auth, Device, Error, Issued, Result};
 use crate::crypto;
 use crate::domain::User;
-use crate::domain::{Email, Millis, Password, Tenant, new_id, now_ms};
+use crate::domain::{
+    AuditAction, Email, Millis, Password, RevokeReason, SignInMethod, Tenant, new_id, now_ms,
+};
 use crate::store::StoreError;
 use crate::store::challenges::{ChallengeKind, NewChallenge};
 use crate::store::users::NewUser;
@@ -163,7 +165,14 @@ impl Auth {
                 match self.store.create_user(&tenant.id, new).await {
                     Ok(user) => {
                         return self
-                            .start_session(tenant, user, "otp", "user.sign_up", origin, None)
+                            .start_session(
+                                tenant,
+                                user,
+                                SignInMethod::Otp,
+                                AuditAction::UserSignUp,
+                                origin,
+                                None,
+                            )
                             .await;
                     }
                     // Created meanwhile (by a password sign-up, say): the code proved the
@@ -183,8 +192,15 @@ impl Auth {
         }
         self.sync_configured_roles(tenant, &email, true, &mut user)
             .await?;
-        self.start_session(tenant, user, "otp", "user.sign_in", origin, None)
-            .await
+        self.start_session(
+            tenant,
+            user,
+            SignInMethod::Otp,
+            AuditAction::UserSignIn,
+            origin,
+            None,
+        )
+        .await
     }
 
     /// The address of an account that signed up with a password has just been proven by a
@@ -199,7 +215,7 @@ impl Auth {
         email: &Email,
         origin: &Device,
     ) -> Result<()> {
-        let revoking = self.revoking(tenant, "email_proven");
+        let revoking = self.revoking(tenant, RevokeReason::EmailProven);
         if !self.store.prove_email(revoking, &user.id, email).await? {
             return Ok(());
         }
@@ -207,7 +223,7 @@ impl Auth {
         let password_removed = user.password_hash.take().is_some();
         self.audit_detail(
             tenant,
-            "user.email_verified",
+            AuditAction::UserEmailVerified,
             &user.id,
             origin,
             json!({ "via": "otp", "password_removed": password_removed }),
@@ -274,7 +290,7 @@ impl Auth {
                 auth.audit(
                     &tenant,
                     None,
-                    "user.password_reset_requested",
+                    AuditAction::UserPasswordResetRequested,
                     &user.id,
                     None,
                     &origin,
@@ -304,7 +320,7 @@ impl Auth {
         };
         let password = Password::new(new_password, &[email.as_str()])?;
         let hash = super::passwords::hash(&password).await?;
-        let revoking = self.revoking(tenant, "password_reset");
+        let revoking = self.revoking(tenant, RevokeReason::PasswordReset);
         let (user_id, first_proof) = match self
             .store
             .reset_password(revoking, &secret_hash, &hash, now_ms())
@@ -316,8 +332,14 @@ impl Auth {
         self.feed.announce().await;
         if first_proof {
             let detail = json!({ "via": "password_reset", "password_replaced": true });
-            self.audit_detail(tenant, "user.email_verified", &user_id, origin, detail)
-                .await;
+            self.audit_detail(
+                tenant,
+                AuditAction::UserEmailVerified,
+                &user_id,
+                origin,
+                detail,
+            )
+            .await;
         }
         let mut user = self.store.user_by_id(&tenant.id, &user_id).await?;
         let email = Email::parse(&email)?;
@@ -326,8 +348,8 @@ impl Auth {
         self.start_session(
             tenant,
             user,
-            "password",
-            "user.password_reset",
+            SignInMethod::Password,
+            AuditAction::UserPasswordReset,
             origin,
             Some(&email),
         )

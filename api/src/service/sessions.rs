@@ -2,7 +2,7 @@
 //! revocation is written (with its feed entries, kept until every token they cover expired).
 
 use super::{Auth, Caller, Error, Result, user_of};
-use crate::domain::{Device, Session, Tenant, User, UserEmail, now_ms};
+use crate::domain::{AuditAction, Device, RevokeReason, Session, Tenant, User, UserEmail, now_ms};
 use crate::store::StoreError;
 use crate::store::sessions::Revoking;
 
@@ -52,7 +52,7 @@ impl Auth {
         let user_id = user_of(caller)?;
         if !self
             .store
-            .revoke_session(self.revoking(tenant, "revoked"), user_id, id)
+            .revoke_session(self.revoking(tenant, RevokeReason::Revoked), user_id, id)
             .await?
         {
             return Err(Error::NotFound("session"));
@@ -61,7 +61,7 @@ impl Auth {
         self.audit(
             tenant,
             Some(caller),
-            "session.revoked",
+            AuditAction::SessionRevoked,
             user_id,
             Some(id),
             origin,
@@ -89,11 +89,13 @@ impl Auth {
         origin: &Device,
     ) -> Result<u64> {
         let user_id = user_of(caller)?.to_owned();
-        let count = self.revoke_user(tenant, &user_id, "revoked_all").await?;
+        let count = self
+            .revoke_user(tenant, &user_id, RevokeReason::RevokedAll)
+            .await?;
         self.audit(
             tenant,
             Some(caller),
-            "session.revoked_all",
+            AuditAction::SessionRevokedAll,
             &user_id,
             None,
             origin,
@@ -104,7 +106,12 @@ impl Auth {
 
     /// Revoke every session and access token of a user: a user cut-off and a session entry
     /// per session ended, written with the revocation in one transaction.
-    pub async fn revoke_user(&self, tenant: &Tenant, user_id: &str, reason: &str) -> Result<u64> {
+    pub async fn revoke_user(
+        &self,
+        tenant: &Tenant,
+        user_id: &str,
+        reason: RevokeReason,
+    ) -> Result<u64> {
         let count = self
             .store
             .revoke_user_sessions(self.revoking(tenant, reason), user_id)
@@ -114,7 +121,7 @@ impl Auth {
     }
 
     /// How a revocation in `tenant` is written: its reason and the horizon of its entries.
-    pub(super) fn revoking<'a>(&self, tenant: &'a Tenant, reason: &'a str) -> Revoking<'a> {
+    pub(super) fn revoking<'a>(&self, tenant: &'a Tenant, reason: RevokeReason) -> Revoking<'a> {
         Revoking {
             tenant,
             reason,

@@ -4,7 +4,9 @@
 use super::limits::Guarded;
 use super::passwords;
 use super::{Auth, Error, Issued, Result};
-use crate::domain::{ADMIN_ROLE, Device, Email, Password, Tenant, TenantSlug, User};
+use crate::domain::{
+    ADMIN_ROLE, AuditAction, Device, Email, Password, SignInMethod, Tenant, TenantSlug, User,
+};
 use crate::store::StoreError;
 use crate::store::users::NewUser;
 
@@ -62,8 +64,15 @@ impl Auth {
             }
             other => other?,
         };
-        self.start_session(tenant, user, "password", "user.sign_up", origin, None)
-            .await
+        self.start_session(
+            tenant,
+            user,
+            SignInMethod::Password,
+            AuditAction::UserSignUp,
+            origin,
+            None,
+        )
+        .await
     }
 
     /// Sign in with email and password. An unknown email and a wrong password answer
@@ -96,7 +105,7 @@ impl Auth {
                     auth.audit(
                         &tenant,
                         None,
-                        "user.sign_in_failed",
+                        AuditAction::UserSignInFailed,
                         &owner.user.id,
                         None,
                         &origin,
@@ -115,8 +124,8 @@ impl Auth {
         self.start_session(
             tenant,
             user,
-            "password",
-            "user.sign_in",
+            SignInMethod::Password,
+            AuditAction::UserSignIn,
             origin,
             Some(&email),
         )

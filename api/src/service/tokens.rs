@@ -4,9 +4,11 @@
 use auth_protocol::AccessClaims;
 use serde::{Deserialize, Serialize};
 
-use super::{Auth, Error, Result};
+use super::{Auth, Caller, Error, Result};
 use crate::crypto;
-use crate::domain::{Device, Email, Session, Tenant, User, now_ms};
+use crate::domain::{
+    AuditAction, Device, Email, RevokeReason, Session, SignInMethod, Tenant, User, new_id, now_ms,
+};
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
 use crate::store::sessions::{NewSession, Rotation};
@@ -111,7 +113,7 @@ impl Auth {
         // Reuse of a spent token: whoever holds it may have stolen it. End the session.
         self.store
             .revoke_session(
-                self.revoking(tenant, "refresh_reuse"),
+                self.revoking(tenant, RevokeReason::RefreshReuse),
                 &user.id,
                 &session.id,
             )
@@ -121,11 +123,12 @@ impl Auth {
             .audit(
                 &tenant.id,
                 AuditEvent {
-                    action: "session.refresh_reuse",
+                    action: AuditAction::SessionRefreshReuse,
                     actor: Some("system".into()),
                     user_id: Some(&user.id),
                     session_id: Some(&session.id),
-                    ..Default::default()
+                    ip: None,
+                    detail: serde_json::json!({}),
                 },
             )
             .await;
@@ -139,22 +142,32 @@ impl Auth {
         &self,
         tenant: &Tenant,
         user: User,
-        method: &str,
-        action: &str,
+        method: SignInMethod,
+        action: AuditAction,
         origin: &Device,
         forget_attempts_of: Option<&Email>,
     ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
+        let id = new_id();
+        let audit = AuditEvent {
+            action,
+            actor: Some(Caller::user_actor(&user.id)),
+            user_id: Some(&user.id),
+            session_id: Some(&id),
+            ip: origin.ip.as_deref(),
+            detail: serde_json::json!({ "method": method.as_str() }),
+        };
         let session = self
             .store
             .create_session(NewSession {
                 tenant_id: &tenant.id,
+                id: &id,
                 user_id: &user.id,
                 method,
                 device: origin,
                 lifetime_ms: self.config.session_ttl_seconds * 1000,
                 refresh_hash: &crypto::token_hash(&refresh_token),
-                action,
+                audit,
                 forget_attempts_of: forget_attempts_of.map(Email::as_str),
             })
             .await?;

@@ -3,13 +3,13 @@
 use sqlx::Row;
 
 use super::{Store, StoreResult};
-use crate::domain::{Millis, new_id, now_ms};
+use crate::domain::{AuditAction, Millis, new_id, now_ms};
 
 /// An event to record.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
-    /// What happened, e.g. `session.refresh_reuse`.
-    pub action: &'a str,
+    /// What happened.
+    pub action: AuditAction,
     /// Who did it: `user:<id>`, `token:<id>`, `system`.
     pub actor: Option<String>,
     /// The user concerned.
@@ -42,7 +42,7 @@ impl Store {
     /// completed action into an error.
     pub async fn audit(&self, tenant_id: &str, event: AuditEvent<'_>) {
         if let Err(error) = insert_audit(self.pool(), tenant_id, &event).await {
-            tracing::error!(error = %error, action = event.action, "audit event not recorded");
+            tracing::error!(error = %error, action = event.action.as_str(), "audit event not recorded");
         }
     }
 
@@ -90,7 +90,7 @@ pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>
     .bind(new_id())
     .bind(tenant_id)
     .bind(now_ms())
-    .bind(event.action)
+    .bind(event.action.as_str())
     .bind(&event.actor)
     .bind(event.user_id)
     .bind(event.session_id)

@@ -1,6 +1,8 @@
-//! All SQL, one file per aggregate. Every function takes the tenant it works in, returns
-//! domain values, and fails with a [`StoreError`] that knows nothing of HTTP or GraphQL.
-//! Queries are written once for both databases (see [`db`]).
+//! All SQL and every database difference, one file per aggregate. Functions take the tenant
+//! they work in where a record belongs to one (keys, the revocation feed and lookups by a
+//! secret's hash are service-wide), return domain values, and fail with a [`StoreError`]
+//! that knows nothing of HTTP or GraphQL. Queries are written once for both databases (see
+//! [`db`]); migrations are in [`migrations`], LISTEN/NOTIFY behind two methods in `notify`.
 
 pub mod api_tokens;
 pub mod audit;

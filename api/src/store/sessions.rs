@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::audit::{AuditEvent, insert_audit};
 use super::revocations::record;
 use super::{Store, StoreError, StoreResult};
-use crate::domain::{Device, Millis, Session, Tenant, new_id, now_ms};
+use crate::domain::{Device, Millis, RevokeReason, Session, SignInMethod, Tenant, new_id, now_ms};
 
 /// A refresh token row, as found by its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,18 +58,20 @@ fn session(row: &AnyRow) -> StoreResult<Session> {
 pub struct NewSession<'a> {
     /// Tenant.
     pub tenant_id: &'a str,
+    /// Its id, chosen by the caller so that the audit event can name it.
+    pub id: &'a str,
     /// User.
     pub user_id: &'a str,
-    /// How it is started: `password`, `otp`, ….
-    pub method: &'a str,
+    /// How it is started.
+    pub method: SignInMethod,
     /// Where from.
     pub device: &'a Device,
     /// Absolute lifetime.
     pub lifetime_ms: i64,
     /// SHA-256 of its first refresh token.
     pub refresh_hash: &'a str,
-    /// The audit action recorded with it, e.g. `user.sign_in`.
-    pub action: &'a str,
+    /// The audit event recorded with it, in the same transaction.
+    pub audit: AuditEvent<'a>,
     /// An address whose counted sign-in attempts this successful sign-in forgets.
     pub forget_attempts_of: Option<&'a str>,
 }
@@ -93,7 +95,7 @@ pub struct Revoking<'a> {
     /// The tenant.
     pub tenant: &'a Tenant,
     /// Why, recorded as the sessions' `revoke_reason`.
-    pub reason: &'a str,
+    pub reason: RevokeReason,
     /// Seconds since the epoch.
     pub horizon: i64,
 }
@@ -123,7 +125,7 @@ pub(crate) async fn end_user_sessions(
          RETURNING id",
     )
     .bind(now)
-    .bind(revoking.reason)
+    .bind(revoking.reason.as_str())
     .bind(tenant_id)
     .bind(user_id)
     .fetch_all(&mut *tx)
@@ -147,25 +149,26 @@ pub(crate) async fn end_user_sessions(
 }
 
 impl Store {
-    /// Start a session with its first refresh token, recording its audit action in the same
+    /// Start a session with its first refresh token, recording its audit event in the same
     /// transaction: one commit per sign-in.
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<Session> {
         let NewSession {
             tenant_id,
+            id,
             user_id,
             method,
             device,
             lifetime_ms,
             refresh_hash,
-            action,
+            audit,
             forget_attempts_of,
         } = new;
         let now = now_ms();
         let session = Session {
-            id: new_id(),
+            id: id.to_owned(),
             tenant_id: tenant_id.to_owned(),
             user_id: user_id.to_owned(),
-            method: method.to_owned(),
+            method: method.as_str().to_owned(),
             device: device.clone(),
             created_at: now,
             last_seen_at: now,
@@ -180,7 +183,7 @@ impl Store {
         .bind(&session.id)
         .bind(tenant_id)
         .bind(user_id)
-        .bind(method)
+        .bind(method.as_str())
         .bind(&device.user_agent)
         .bind(&device.os)
         .bind(&device.browser)
@@ -197,15 +200,7 @@ impl Store {
             session.expires_at,
         )
         .await?;
-        let event = AuditEvent {
-            action,
-            actor: Some(format!("user:{user_id}")),
-            user_id: Some(user_id),
-            session_id: Some(&session.id),
-            ip: device.ip.as_deref(),
-            detail: serde_json::json!({ "method": method }),
-        };
-        insert_audit(&mut *tx, tenant_id, &event).await?;
+        insert_audit(&mut *tx, tenant_id, &audit).await?;
         if let Some(email) = forget_attempts_of {
             sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
                 .bind(tenant_id)
@@ -266,7 +261,7 @@ impl Store {
              WHERE tenant_id = $3 AND user_id = $4 AND id = $5 AND revoked_at IS NULL",
         )
         .bind(now_ms())
-        .bind(revoking.reason)
+        .bind(revoking.reason.as_str())
         .bind(&revoking.tenant.id)
         .bind(user_id)
         .bind(id)
@@ -310,7 +305,7 @@ impl Store {
              RETURNING id",
         )
         .bind(now)
-        .bind(revoking.reason)
+        .bind(revoking.reason.as_str())
         .bind(&revoking.tenant.id)
         .bind(user_id)
         .bind(keep)

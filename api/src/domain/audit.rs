@@ -1,0 +1,92 @@
+//! The names the service records: audit actions, sign-in methods and the reasons sessions
+//! end, each an enum with the one spelling that is stored and shown.
+
+/// Writes `as_str` and `Display` for a fieldless enum from `(variant, "name")` pairs.
+macro_rules! named {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The name as stored and shown.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named! {
+    /// What an audit event records.
+    AuditAction {
+        /// An account was created (and signed in).
+        UserSignUp => "user.sign_up",
+        /// A session started.
+        UserSignIn => "user.sign_in",
+        /// A wrong password for an existing account.
+        UserSignInFailed => "user.sign_in_failed",
+        /// A password was set with a reset secret (every session ended, a new one started).
+        UserPasswordReset => "user.password_reset",
+        /// A reset mail was asked for.
+        UserPasswordResetRequested => "user.password_reset_requested",
+        /// An address was proven for the first time (an unproven password removed with it).
+        UserEmailVerified => "user.email_verified",
+        /// The password was changed.
+        UserPasswordChanged => "user.password_changed",
+        /// A password change with a wrong current password.
+        UserPasswordChangeFailed => "user.password_change_failed",
+        /// The account was deleted.
+        UserDeleted => "user.deleted",
+        /// One session was revoked.
+        SessionRevoked => "session.revoked",
+        /// Every session of the user was revoked.
+        SessionRevokedAll => "session.revoked_all",
+        /// A spent refresh token came back after the grace window; the session ended.
+        SessionRefreshReuse => "session.refresh_reuse",
+        /// An admin ended every session of a user.
+        AdminSessionsRevoked => "admin.sessions_revoked",
+    }
+}
+
+named! {
+    /// How a session was started.
+    SignInMethod {
+        /// Email and password (or a password reset).
+        Password => "password",
+        /// A code by mail.
+        Otp => "otp",
+    }
+}
+
+named! {
+    /// Why a session ended, as recorded on it.
+    RevokeReason {
+        /// The user signed out or revoked it.
+        Revoked => "revoked",
+        /// The user revoked all their sessions.
+        RevokedAll => "revoked_all",
+        /// Its refresh token was reused after the grace window.
+        RefreshReuse => "refresh_reuse",
+        /// The password was changed from another session.
+        PasswordChanged => "password_changed",
+        /// The password was reset by mail.
+        PasswordReset => "password_reset",
+        /// The account was deleted.
+        AccountDeleted => "account_deleted",
+        /// An admin ended it.
+        AdminRevoked => "admin_revoked",
+        /// The address was proven by its owner, ending the sessions of an unproven password.
+        EmailProven => "email_proven",
+    }
+}
