@@ -111,20 +111,10 @@ impl TokenCache {
 mod tests {
     use super::*;
     use crate::clock::now_secs;
-    use auth_protocol::AccessClaims;
+    use crate::identity::test_claims;
 
     fn identity(exp: i64) -> Arc<Identity> {
-        let c = AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "u".into(),
-            tid: "t".into(),
-            sid: "s".into(),
-            roles: vec![],
-            iat: 1,
-            exp,
-            jti: "j".into(),
-        };
+        let c = test_claims("t", "u", "s", 1, exp);
         Arc::new(Identity::new(&c, "k").unwrap())
     }
 

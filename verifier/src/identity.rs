@@ -90,6 +90,22 @@ impl Identity {
     }
 }
 
+/// Claims for the verifier's unit tests: these `tid`, `sub`, `sid`, `iat` and `exp`, no roles.
+#[cfg(test)]
+pub(crate) fn test_claims(tid: &str, sub: &str, sid: &str, iat: i64, exp: i64) -> AccessClaims {
+    AccessClaims {
+        iss: "i".into(),
+        aud: "a".into(),
+        sub: sub.into(),
+        tid: tid.into(),
+        sid: sid.into(),
+        roles: vec![],
+        iat,
+        exp,
+        jti: "j".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,15 +113,8 @@ mod tests {
     #[test]
     fn identity_parts_round_trip() {
         let c = AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "user-1".into(),
-            tid: "acme".into(),
-            sid: "sess".into(),
             roles: vec!["admin".into(), "member".into()],
-            iat: 1,
-            exp: 2,
-            jti: "j".into(),
+            ..test_claims("acme", "user-1", "sess", 1, 2)
         };
         let id = Identity::new(&c, "k1").unwrap();
         assert_eq!(

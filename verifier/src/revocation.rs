@@ -232,6 +232,7 @@ impl RevocationSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::test_claims;
     use auth_protocol::AccessClaims;
 
     fn entry(
@@ -252,17 +253,7 @@ mod tests {
     }
 
     fn claims(tid: &str, sub: &str, sid: &str, iat: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: sub.into(),
-            tid: tid.into(),
-            sid: sid.into(),
-            roles: vec![],
-            iat,
-            exp: iat + 900,
-            jti: "j".into(),
-        }
+        test_claims(tid, sub, sid, iat, iat + 900)
     }
 
     #[test]

@@ -274,6 +274,7 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::test_claims;
 
     /// A verifier whose API is unreachable: only cached answers can pass.
     fn offline() -> Verifier {
@@ -311,17 +312,7 @@ mod tests {
             };
             assert_eq!(key, token_key(token), "{token}: the key to pass on");
         }
-        let claims = AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "u".into(),
-            tid: "t".into(),
-            sid: "s".into(),
-            roles: vec![],
-            iat: 1,
-            exp: now_secs() + 60,
-            jti: "j".into(),
-        };
+        let claims = test_claims("t", "u", "s", 1, now_secs() + 60);
         let identity = Arc::new(Identity::new(&claims, "k").unwrap());
         v.cache.insert(token_key("a.b.c"), identity);
         assert!(matches!(
@@ -334,17 +325,7 @@ mod tests {
     async fn a_cleared_token_is_checked_again_when_the_set_changes() {
         use auth_protocol::RevocationEntry;
         let v = offline();
-        let claims = |sid: &str| AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "u".into(),
-            tid: "t".into(),
-            sid: sid.into(),
-            roles: vec![],
-            iat: 1,
-            exp: now_secs() + 60,
-            jti: "j".into(),
-        };
+        let claims = |sid: &str| test_claims("t", "u", sid, 1, now_secs() + 60);
         assert!(
             matches!(
                 v.admit(Arc::new(Identity::new(&claims("s0"), "k").unwrap())),
