@@ -4,81 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::crypto::MasterKey;
-
-/// The `auth-api` command line.
-#[derive(Debug, Parser)]
-#[command(name = "auth-api", version, about = "GraphQL authentication API")]
-pub struct Cli {
-    /// Settings shared by every subcommand.
-    #[command(flatten)]
-    pub config: Config,
-    /// What to do; `serve` when omitted.
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// The subcommands of `auth-api`.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Apply migrations and serve (the default).
-    Serve,
-    /// Apply migrations and exit.
-    Migrate,
-    /// Print the GraphQL schema (SDL) and exit.
-    Schema,
-    /// Machine tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// Signing keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
-}
-
-/// `auth-api token …`
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create a machine token and print its id and, once, its secret.
-    Create(TokenCreate),
-}
-
-/// Arguments of `auth-api token create`.
-#[derive(Debug, Args)]
-pub struct TokenCreate {
-    /// Scopes: admin, connections, platform, verify (repeat or separate by commas).
-    #[arg(long = "scope", required = true, value_delimiter = ',')]
-    pub scopes: Vec<String>,
-    /// A name to recognise the token by.
-    #[arg(long, default_value = "cli")]
-    pub name: String,
-    /// Tenant the token belongs to.
-    #[arg(long, default_value = "default")]
-    pub tenant: String,
-}
-
-/// `auth-api keys …`
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Generate a new signing key: published at once, signing after the pre-publication
-    /// time; older keys stay published until their tokens expire.
-    Rotate {
-        /// Seconds between publishing the new key and signing with it (0: sign at once).
-        /// The default covers the replicas' 30 s key reload and the verifiers' one-minute
-        /// limit on JWK set refetches.
-        #[arg(long, default_value_t = 120)]
-        prepublish_seconds: u64,
-    },
-    /// List the signing keys.
-    List,
-    /// Withdraw a key at once (e.g. leaked): verifiers and every API replica refuse the
-    /// tokens it signed within a second; a current key is replaced by a new one first.
-    Revoke {
-        /// The key id (`kid`), as `keys list` shows it.
-        kid: String,
-    },
-}
 
 /// Settings of the API, from flags or environment variables.
 #[derive(Debug, Clone, Args)]
@@ -202,12 +130,11 @@ impl Config {
     /// A configuration with every default, for `database_url`, that reads no environment
     /// variable (a `SMTP_URL` in the shell does not reach it); what tests start from.
     pub fn for_database(database_url: &str) -> Self {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = Cli::command().mut_args(|arg| arg.env(None));
+        use clap::FromArgMatches;
+        let command =
+            Config::augment_args(clap::Command::new("auth-api")).mut_args(|arg| arg.env(None));
         let matches = command.get_matches_from(["auth-api", "--database-url", database_url]);
-        Cli::from_arg_matches(&matches)
-            .expect("the defaults parse")
-            .config
+        Config::from_arg_matches(&matches).expect("the defaults parse")
     }
 
     /// The audience of access tokens.
@@ -267,7 +194,10 @@ fn parse_issuer(value: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::Cli;
 
     #[test]
     fn test_configuration_reads_no_environment() {

@@ -14,6 +14,7 @@
 //! - [`http`], [`internal`], [`graphiql`]: the HTTP surface.
 //! - [`startup`], [`telemetry`]: building and running the server.
 
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;

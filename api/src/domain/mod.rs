@@ -21,7 +21,7 @@ pub use password::Password;
 pub use scope::{ADMIN_ROLE, Scope};
 pub use session::{Device, Session};
 pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug};
-pub use user::{User, UserEmail};
+pub use user::{EmailState, User, UserEmail};
 
 /// Milliseconds since the Unix epoch: how every time is stored.
 pub type Millis = i64;

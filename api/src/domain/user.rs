@@ -2,6 +2,35 @@
 
 use super::Millis;
 
+/// Where an address of a user stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmailState {
+    /// Proven or given at sign-up; the user signs in with it.
+    Active,
+    /// Added, waiting for its owner to confirm it.
+    Pending,
+    /// Removed; remembered.
+    Previous,
+}
+
+impl EmailState {
+    /// The name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Previous => "previous",
+        }
+    }
+
+    /// The state a stored name names; `None` for a name no version of the schema wrote.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Active, Self::Pending, Self::Previous]
+            .into_iter()
+            .find(|state| state.as_str() == name)
+    }
+}
+
 /// A user of a tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
@@ -37,8 +66,8 @@ pub struct User {
 pub struct UserEmail {
     /// The normalised address.
     pub email: String,
-    /// `active`, `pending` or `previous`.
-    pub state: String,
+    /// Where it stands.
+    pub state: EmailState,
     /// Whether this is the primary address.
     pub is_primary: bool,
     /// When it was added.

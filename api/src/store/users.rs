@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::sessions::{Revoking, end_user_sessions};
 use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column, some_row};
-use crate::domain::{Email, User, UserEmail, new_id, now_ms};
+use crate::domain::{Email, EmailState, User, UserEmail, new_id, now_ms};
 
 /// A user found by one of their active addresses, and whether that address is proven.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +163,8 @@ impl Store {
             .map(|row| {
                 Ok(UserEmail {
                     email: row.try_get("email")?,
-                    state: row.try_get("state")?,
+                    state: EmailState::parse(&row.try_get::<String, _>("state")?)
+                        .unwrap_or(EmailState::Previous),
                     is_primary: row.try_get::<i64, _>("is_primary")? != 0,
                     created_at: row.try_get("created_at")?,
                 })

@@ -3,7 +3,7 @@
 use async_graphql::{ComplexObject, ID, InputObject, Object, SimpleObject};
 
 use super::DateTime;
-use crate::domain::{self};
+use crate::domain;
 
 /// A machine token, without its secret.
 pub struct ApiToken(pub domain::ApiToken);

@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::DateTime;
-use crate::domain::{self};
+use crate::domain;
 use crate::graphql::caller;
 use crate::service::Caller;
 

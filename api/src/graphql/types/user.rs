@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 
 use super::DateTime;
-use crate::domain::{self};
+use crate::domain::{self, EmailState};
 use crate::graphql::{GqlResultExt, parts};
 
 /// A user of the tenant.
@@ -80,18 +80,18 @@ impl User {
             previous: vec![],
         };
         for row in rows {
-            match row.state.as_str() {
-                "active" => {
+            match row.state {
+                EmailState::Active => {
                     if row.is_primary {
                         emails.primary = Some(row.email.clone());
                     }
                     emails.active.push(row.email);
                 }
-                "pending" => emails.pending.push(PendingEmail {
+                EmailState::Pending => emails.pending.push(PendingEmail {
                     email: row.email,
                     created_at: DateTime(row.created_at),
                 }),
-                _ => emails.previous.push(PreviousEmail {
+                EmailState::Previous => emails.previous.push(PreviousEmail {
                     email: row.email,
                     created_at: DateTime(row.created_at),
                 }),
