@@ -17,8 +17,6 @@
 //! - [`verify`]: the check itself, with that cache: key computed once, cache probed once.
 //! - [`http`]: the server: a plain hyper service answers `/verify` (the hot path) and hands
 //!   every other route to the axum router.
-//! - [`token`]: the `auth-protocol` types under their old path, kept only until `auth-api`
-//!   names `auth_protocol` itself.
 //!
 //! [`run`] starts everything on a listener the caller bound, until `shutdown` resolves.
 //! At start it checks its own API token ([`tenant_binding`]): a token the API refuses, or one
@@ -37,7 +35,6 @@ pub mod identity;
 pub mod keys;
 pub mod revocation;
 pub mod sse;
-pub mod token;
 pub mod verify;
 
 use std::future::Future;

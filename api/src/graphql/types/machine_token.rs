@@ -38,6 +38,7 @@ impl ApiToken {
 pub struct CreatedApiToken {
     /// The token's `mt_…` secret: store it now.
     pub secret: String,
+    /// The token as stored (shown through the `token` field).
     #[graphql(skip)]
     pub token: domain::ApiToken,
 }
