@@ -15,6 +15,7 @@ mod regressions;
 mod reset;
 mod schema;
 mod sessions;
+mod shutdown;
 mod sign_up;
 mod tenants;
 mod tokens;
