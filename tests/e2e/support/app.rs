@@ -36,33 +36,17 @@ pub(crate) fn stable_master_key() -> String {
     KEY.get_or_init(master_key).clone()
 }
 
-/// The configuration of a test app on `database_url` listening on `listen`: every setting
-/// written out here, so nothing set in the test's environment (`SMTP_URL`, `AUTH_*` …)
-/// reaches it. `Config::for_database` parses with environment fallbacks; each field it
-/// could have taken from there is overwritten with the documented default.
+/// The configuration of a test app on `database_url` listening on `listen`: the defaults
+/// (`Config::for_database` reads no environment, so a `SMTP_URL` or `AUTH_*` in the shell
+/// does not reach a test app) with the issuer at that address, the process's master key and
+/// a small pool.
 pub(crate) fn test_config(database_url: &str, listen: SocketAddr) -> Config {
     let mut config = Config::for_database(database_url);
-    config.database_url = database_url.to_owned();
     config.database_max_connections = 5;
     config.listen = listen;
     config.issuer = format!("http://{listen}");
-    config.audience = None;
     config.master_key =
         Some(auth_api::crypto::MasterKey::parse(&stable_master_key()).expect("master key"));
-    config.admin_emails = Vec::new();
-    config.access_ttl_seconds = 900;
-    config.session_ttl_seconds = 24 * 86_400;
-    config.refresh_grace_seconds = 10;
-    config.trusted_proxies = Vec::new();
-    config.internal_loopback_no_token = None;
-    config.signing_key_file = None;
-    config.graphiql = true;
-    config.introspection = None;
-    config.max_body_bytes = 64 * 1024;
-    config.smtp_url = None;
-    config.mail_from = "Auth <no-reply@localhost>".to_owned();
-    config.rate_limit_factor = 1.0;
-    config.log_format = "text".to_owned();
     config
 }
 

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -45,24 +45,19 @@ impl Drop for Running {
 }
 
 /// The configuration of an in-process verifier listening on `listen`, following `api_base`
-/// with `token`: every setting written out, each the documented default but these three.
+/// with `token`, every other setting at its default: parsed from these flags alone, with the
+/// environment fallbacks of the binary's settings (`VERIFIER_*`) turned off.
 fn config(listen: SocketAddr, api_base: &str, token: Option<&str>) -> auth_verifier::Config {
-    let mut config =
-        auth_verifier::Config::try_parse_from(["auth-verifier"]).expect("default settings");
-    config.listen = listen;
-    config.api_url = api_base.to_owned();
-    config.api_token = token.map(|token| token.parse().expect("a token"));
-    config.issuer = None;
-    config.audience = None;
-    config.tenants = Vec::new();
-    config.staleness_limit = Duration::from_secs(30);
-    config.cache_capacity = 200_000;
-    config.jwks_min_interval = Duration::from_secs(60);
-    config.leeway = 5;
-    config.machine_token_ttl = Duration::from_secs(30);
-    config.realm = "auth".to_owned();
-    config.introspect_loopback_no_token = None;
-    config
+    let listen = listen.to_string();
+    let mut args = vec!["auth-verifier", "--listen", &listen, "--api-url", api_base];
+    if let Some(token) = token {
+        args.extend(["--api-token", token]);
+    }
+    let matches = auth_verifier::Config::command()
+        .mut_args(|arg| arg.env(None))
+        .try_get_matches_from(args)
+        .expect("verifier settings parse");
+    auth_verifier::Config::from_arg_matches(&matches).expect("verifier settings")
 }
 
 impl Verifier {
