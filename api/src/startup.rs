@@ -63,6 +63,8 @@ pub async fn run(
             Ok(())
         }
     };
+    // Also when the server ended by itself: every worker is told, then awaited.
+    auth.shut_down();
     workers.stop(SHUTDOWN_GRACE).await;
     served
 }
