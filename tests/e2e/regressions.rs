@@ -6,72 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ApiProcess, ApiSettings, REFRESH, SIGN_IN, SIGN_UP, TestDb, code, free_port, master_key,
-    spawn_app_with,
+    ApiProcess, ApiSettings, REFRESH, SIGN_IN, SIGN_UP, TestDb, claims_of, code, ed25519, forge,
+    forge_hs256, free_port, jwk, kid_of, master_key, spawn_app_signing_with,
 };
 
 const ME: &str = "{ me { id } }";
-
-/// A new Ed25519 key: the key pair and its PKCS#8 PEM.
-fn ed25519() -> (Ed25519KeyPair, String) {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let der = Ed25519KeyPair::generate_pkcs8v1(&rng).unwrap();
-    let pem = format!(
-        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-        STANDARD.encode(der.as_ref())
-    );
-    (
-        Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.as_ref()).unwrap(),
-        pem,
-    )
-}
-
-/// The public JWK of `key`.
-fn jwk(key: &Ed25519KeyPair, kid: Option<&str>) -> Value {
-    let mut jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
-        "x": B64.encode(key.public_key().as_ref())});
-    if let Some(kid) = kid {
-        jwk["kid"] = json!(kid);
-    }
-    jwk
-}
-
-/// A JWT with exactly this header and these claims, signed by `key` (EdDSA).
-fn forge(header: &Value, claims: &Value, key: &Ed25519KeyPair) -> String {
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let signature = key.sign(input.as_bytes());
-    format!("{input}.{}", B64.encode(signature.as_ref()))
-}
-
-/// A JWT with this header and claims, signed with HMAC-SHA256 under `secret`.
-fn forge_hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
-    format!("{input}.{}", B64.encode(tag.as_ref()))
-}
-
-fn claims_of(token: &str) -> Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
-}
 
 /// An attacker's HTTP server answering every request with `body` (a JWK set); counts the
 /// requests it gets, so a test can tell whether anyone fetched from it.
@@ -92,11 +36,7 @@ async fn attacker_server(body: Value) -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn tokens_carrying_or_pointing_at_their_own_key_are_refused() {
     let (real_key, pem) = ed25519();
-    let dir = std::env::temp_dir().join(format!("auth-regress-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_path = dir.join("signing.pem");
-    std::fs::write(&key_path, &pem).unwrap();
-    let app = spawn_app_with(|c| c.signing_key_file = Some(key_path.clone())).await;
+    let app = spawn_app_signing_with(&pem).await;
     let signed = app.sign_up("jwk@example.com").await;
     let token = signed.access_token.as_str();
     let kid = kid_of(token);
@@ -192,17 +132,7 @@ async fn tokens_carrying_or_pointing_at_their_own_key_are_refused() {
     for (name, bad) in &refused {
         let body = app.gql(ME, json!({}), Some(bad)).await;
         assert_eq!(code(&body), "UNAUTHENTICATED", "{name}: {body}");
-        let introspected: Value = app
-            .client
-            .post(format!("{}/introspect", app.base))
-            .bearer_auth(&verify)
-            .form(&[("token", bad.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let introspected = app.introspect(&verify, bad).await;
         assert_eq!(introspected, json!({"active": false}), "{name}");
     }
     assert_eq!(
@@ -212,27 +142,15 @@ async fn tokens_carrying_or_pointing_at_their_own_key_are_refused() {
     );
     // The genuine token still works after all of that.
     assert!(app.gql(ME, json!({}), Some(token)).await["errors"].is_null());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_token_is_refused_in_any_tenant_but_its_own_whatever_x_tenant_says() {
     let (real_key, pem) = ed25519();
-    let dir = std::env::temp_dir().join(format!("auth-regress-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key_path = dir.join("signing.pem");
-    std::fs::write(&key_path, &pem).unwrap();
-    let app = spawn_app_with(|c| c.signing_key_file = Some(key_path.clone())).await;
+    let app = spawn_app_signing_with(&pem).await;
     let platform = app.machine_token("default", &["platform"]).await;
     for slug in ["acme", "globex"] {
-        let created = app
-            .gql(
-                "mutation($s: String!) { createTenant(input: {slug: $s, name: $s}) { slug } }",
-                json!({"s": slug}),
-                Some(&platform),
-            )
-            .await;
-        assert_eq!(created["data"]["createTenant"]["slug"], slug, "{created}");
+        app.create_tenant(&platform, slug).await;
     }
     let home = app.sign_up("cross@example.com").await;
     let away = app.sign_up_in("cross@example.com", Some("acme")).await;
@@ -304,7 +222,6 @@ async fn a_token_is_refused_in_any_tenant_but_its_own_whatever_x_tenant_says() {
         )
         .await;
     assert_eq!(code(&other), "FORBIDDEN", "{other}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -335,8 +252,6 @@ async fn no_secret_reaches_the_logs(format: &str) {
     settings.logs = Some((out_path.clone(), err_path.clone()));
     let master_key = settings.master_key.clone();
     let mut server = ApiProcess::start_with(&db, settings).await;
-    let client = server.client.clone();
-    let base = server.base.clone();
     let gql = |query: &'static str, variables: Value, bearer: Option<String>| {
         let server = &server;
         async move { server.gql(query, variables, bearer.as_deref()).await }
@@ -458,16 +373,7 @@ async fn no_secret_reaches_the_logs(format: &str) {
         .as_str()
         .unwrap_or_else(|| panic!("{created}"))
         .to_owned();
-    let introspected: Value = client
-        .post(format!("{base}/introspect"))
-        .bearer_auth(&second)
-        .form(&[("token", bearer.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = server.introspect(&second, &bearer).await;
     assert_eq!(introspected["active"], json!(true), "{introspected}");
     let signed_out = gql("mutation { signOut }", json!({}), Some(bearer)).await;
     assert_eq!(signed_out["data"]["signOut"], json!(true), "{signed_out}");

@@ -19,25 +19,9 @@ use serde_json::{Value, json};
 
 use crate::support::{
     ApiProcess, AuthPayload, Client, MachineToken, PASSWORD, TestDb, Verifier, challenge,
-    free_port, header, spawn_app, spawn_on, verifier_fails_to_start,
+    claims_of, ed25519, forge, forge_hs256, free_port, header, kid_of, spawn_app,
+    spawn_app_signing_with, verifier_fails_to_start,
 };
-
-/// A fresh Ed25519 private key as PKCS#8 PEM.
-fn ed25519_pem() -> String {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8v1(&rng).expect("keygen");
-    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
-    format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
-}
-
-fn sign(header: &jsonwebtoken::Header, claims: &Value, key: &jsonwebtoken::EncodingKey) -> String {
-    jsonwebtoken::encode(header, claims, key).expect("sign")
-}
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("JWT");
-    serde_json::from_slice(&B64URL.decode(payload).expect("base64")).expect("claims")
-}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -57,31 +41,12 @@ async fn platform_verify_token(api: &Client) -> String {
     api.machine_token("default", &["verify", "platform"]).await
 }
 
-/// Creates the tenant `slug` with a `platform` token.
-async fn create_tenant(api: &Client, platform: &str, slug: &str) {
-    let created = api
-        .gql(
-            "mutation($s: String!) { createTenant(input: {slug: $s, name: $s}) { slug } }",
-            json!({"s": slug}),
-            Some(platform),
-        )
-        .await;
-    assert_eq!(
-        created["data"]["createTenant"]["slug"],
-        json!(slug),
-        "{created}"
-    );
-}
-
 #[tokio::test]
 async fn valid_forged_expired_and_other_tenant_tokens() {
-    let db = TestDb::new().await;
     // The API signs with a key we hold too, so this test can mint expired and forged tokens
     // the verifier would otherwise never see.
-    let pem = ed25519_pem();
-    let key_file = db.dir().join("signing.pem");
-    std::fs::write(&key_file, &pem).expect("key file");
-    let api = spawn_on(db, |c| c.signing_key_file = Some(key_file)).await;
+    let (real_key, pem) = ed25519();
+    let api = spawn_app_signing_with(&pem).await;
     // A process of its own: its `/metrics`, read at the end, must count its requests alone
     // (an in-process verifier records into the test process's one recorder).
     let v = Verifier::start_process(
@@ -126,20 +91,15 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     assert_eq!(status, 401);
     assert_eq!(challenge(&h), "Bearer realm=\"auth\"");
 
-    let kid = jsonwebtoken::decode_header(&token)
-        .unwrap()
-        .kid
-        .expect("kid");
-    let real_key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
-    let mut header_ed = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header_ed.kid = Some(kid.clone());
+    let kid = kid_of(&token);
+    let header_ed = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
     let claims = claims_of(&token);
 
     // Control: a token we mint with the API's key and fresh claims passes, so the refusals
     // below are about what each one changes.
     let mut fresh = claims.clone();
     fresh["jti"] = json!("minted-by-test");
-    let minted = sign(&header_ed, &fresh, &real_key);
+    let minted = forge(&header_ed, &fresh, &real_key);
     assert_eq!(
         v.verify(Some(&minted)).await.0,
         200,
@@ -159,9 +119,8 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
         c["iss"] = json!("http://evil.example");
         c
     };
-    let other_key = jsonwebtoken::EncodingKey::from_ed_pem(ed25519_pem().as_bytes()).unwrap();
-    let mut header_unknown = header_ed.clone();
-    header_unknown.kid = Some("no-such-kid".into());
+    let (other_key, _) = ed25519();
+    let header_unknown = json!({"alg": "EdDSA", "typ": "JWT", "kid": "no-such-kid"});
 
     // Tampered: the payload changed, the signature kept.
     let parts: Vec<&str> = token.split('.').collect();
@@ -195,30 +154,24 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut header_hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header_hs.kid = Some(kid.clone());
-    let hs_raw = sign(
-        &header_hs,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(&B64URL.decode(&x).unwrap()),
-    );
-    let hs_text = sign(
-        &header_hs,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(x.as_bytes()),
-    );
+    let header_hs = json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+    let hs_raw = forge_hs256(&header_hs, &claims, &B64URL.decode(&x).unwrap());
+    let hs_text = forge_hs256(&header_hs, &claims, x.as_bytes());
 
     let refused = [
-        ("expired", sign(&header_ed, &expired, &real_key)),
+        ("expired", forge(&header_ed, &expired, &real_key)),
         (
             "wrong audience",
-            sign(&header_ed, &bad_wrong_aud, &real_key),
+            forge(&header_ed, &bad_wrong_aud, &real_key),
         ),
-        ("wrong issuer", sign(&header_ed, &bad_wrong_iss, &real_key)),
-        ("wrong key, same kid", sign(&header_ed, &claims, &other_key)),
+        ("wrong issuer", forge(&header_ed, &bad_wrong_iss, &real_key)),
+        (
+            "wrong key, same kid",
+            forge(&header_ed, &claims, &other_key),
+        ),
         (
             "wrong key, unknown kid",
-            sign(&header_unknown, &claims, &other_key),
+            forge(&header_unknown, &claims, &other_key),
         ),
         ("tampered", tampered),
         ("alg none", alg_none),
@@ -239,17 +192,7 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
     }
 
     // Introspection of the good token, form and JSON.
-    let form: Value = v
-        .client
-        .post(format!("{}/introspect", v.base))
-        .bearer_auth(&caller)
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, _, form) = v.introspect(Some(&caller), &token, &[]).await;
     assert_eq!(form["active"], json!(true));
     assert_eq!(form["sub"], signed.user_id);
     assert_eq!(form["sid"], signed.session_id);
@@ -270,7 +213,7 @@ async fn valid_forged_expired_and_other_tenant_tokens() {
 
     // Other tenant: a good token of `acme` is 403 where only `default` is accepted.
     let platform = api.machine_token("default", &["platform"]).await;
-    create_tenant(&api, &platform, "acme").await;
+    api.create_tenant(&platform, "acme").await;
     let acme = api.sign_up_in("acme@example.com", Some("acme")).await;
     let acme_token = acme.access_token.as_str();
     let (status, h) = v.verify(Some(acme_token)).await;
@@ -421,10 +364,9 @@ async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
         .await
         .ready()
         .await;
-    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let before = api.sign_up("keys@example.com").await;
     let old = before.access_token.clone();
-    let old_kid = kid(&old);
+    let old_kid = kid_of(&old);
     assert_eq!(v.verify(Some(&old)).await.0, 200);
 
     let out = api.cli(&["keys", "revoke", &old_kid]).await;
@@ -466,7 +408,7 @@ async fn a_revoked_signing_key_is_refused_everywhere_and_replaced() {
     // heard of the revocation) accepts them at once.
     let after = api.signed_in("keys@example.com", PASSWORD).await;
     let new = after.access_token.as_str();
-    assert_ne!(kid(new), old_kid);
+    assert_ne!(kid_of(new), old_kid);
     v.until(new, 200, Duration::from_secs(1)).await;
     assert!(api.gql("{ me { id } }", json!({}), Some(new)).await["errors"].is_null());
 }
@@ -596,7 +538,7 @@ async fn introspect_callers_authenticate_and_see_only_their_own_tenant() {
     .await
     .ready()
     .await;
-    create_tenant(&api, &platform, "acme").await;
+    api.create_tenant(&platform, "acme").await;
     let default_user = api.sign_up("intro@example.com").await;
     let default_access = default_user.access_token.clone();
     let acme_user = api.sign_up_in("intro@example.com", Some("acme")).await;
@@ -723,7 +665,7 @@ async fn deleting_a_tenant_refuses_its_machine_tokens_within_a_second() {
         .await
         .ready()
         .await;
-    create_tenant(&api, &platform, "acme").await;
+    api.create_tenant(&platform, "acme").await;
     let acme_machine = api.machine_token("acme", &["admin"]).await;
     let default_machine = api.machine_token("default", &["admin"]).await;
     let (status, h) = v.verify(Some(&acme_machine)).await;
@@ -771,7 +713,7 @@ async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
         .await
         .ready()
         .await;
-    create_tenant(&api, &platform, "acme").await;
+    api.create_tenant(&platform, "acme").await;
     let default_access = api.sign_up("bound@example.com").await.access_token;
     let acme_access = api
         .sign_up_in("bound@example.com", Some("acme"))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+use super::net::{get, post_introspect};
 use super::payloads::{AuthPayload, Gql, MachineToken, PASSWORD, SIGN_IN, SIGN_UP};
 use super::process::scrub_env;
 
@@ -128,25 +129,42 @@ impl Client {
 
     /// GETs a path that answers JSON, with an optional bearer; the body.
     pub(crate) async fn get_json(&self, path: &str, bearer: Option<&str>) -> Value {
-        let mut request = self.client.get(format!("{}{path}", self.base));
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("GET");
+        let response = get(&self.client, format!("{}{path}", self.base), bearer, "GET").await;
         response.json().await.expect("JSON body")
     }
 
     /// GETs a path; status, headers and body text.
     pub(crate) async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
+        let response = get(&self.client, format!("{}{path}", self.base), None, "GET").await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, headers, response.text().await.expect("body"))
+    }
+
+    /// `POST /introspect` of `token` (form) as `caller`; the JSON answer.
+    pub(crate) async fn introspect(&self, caller: &str, token: &str) -> Value {
+        post_introspect(&self.client, &self.base, Some(caller), token, &[])
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// Creates the tenant `slug` (named `slug` too) with a `platform` token; panics unless it
+    /// succeeds.
+    pub(crate) async fn create_tenant(&self, platform: &str, slug: &str) {
+        let created = self
+            .gql(
+                "mutation($s: String!) { createTenant(input: {slug: $s, name: $s}) { slug } }",
+                json!({"s": slug}),
+                Some(platform),
+            )
+            .await;
+        assert_eq!(
+            created["data"]["createTenant"]["slug"],
+            json!(slug),
+            "{created}"
+        );
     }
 
     /// A new machine token of `tenant` with `scopes`, made as an operator makes one

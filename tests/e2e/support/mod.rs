@@ -1,7 +1,8 @@
 //! The one test harness, in reading order:
 //!
 //! - [`db`]: [`TestDb`], a fresh SQLite file or PostgreSQL database per test.
-//! - [`net`]: [`free_port`] and waiting for a server to answer.
+//! - [`net`]: [`free_port`], waiting for a server to answer, and the plain GET and
+//!   `/introspect` requests of the clients below.
 //! - [`payloads`]: the common operations (`SIGN_UP`, `SIGN_IN`, `REFRESH`) and their typed
 //!   answers: [`Gql`] wraps a whole GraphQL answer, [`AuthPayload`] is what signUp, signIn,
 //!   refreshSession, verifyOtp and resetPassword return.
@@ -14,10 +15,13 @@
 //! - [`process`]: the real `auth-api` and `auth-verifier` binaries, for tests where killing or
 //!   restarting a process, reading its output or handing it to nginx is the point.
 //! - [`smtp`]: a real SMTP server that keeps what it receives.
+//! - [`forge`]: tokens the API did not mint (own keys, chosen headers and claims), and an API
+//!   signing with a key the test holds.
 
 mod app;
 mod client;
 mod db;
+mod forge;
 mod net;
 mod payloads;
 mod process;
@@ -27,6 +31,9 @@ mod verifier;
 pub(crate) use app::{TestApp, master_key, spawn_app, spawn_app_with, spawn_on};
 pub(crate) use client::Client;
 pub(crate) use db::TestDb;
+pub(crate) use forge::{
+    claims_of, ed25519, forge, forge_hs256, jwk, kid_of, spawn_app_signing_with,
+};
 pub(crate) use net::free_port;
 pub(crate) use payloads::{
     AuthPayload, Gql, MachineToken, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, code,

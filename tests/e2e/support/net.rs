@@ -1,6 +1,7 @@
-//! Ports and start-up: the one [`free_port`], for servers that must be told their port before
-//! they start (a child process, nginx, an SMTP server that comes up later), and waiting until
-//! a server answers. Whatever runs in process binds port 0 instead.
+//! Ports, start-up and plain requests: the one [`free_port`], for servers that must be told
+//! their port before they start (a child process, nginx, an SMTP server that comes up later),
+//! waiting until a server answers, and the GET and `/introspect` requests the API's and the
+//! verifier's clients share. Whatever runs in process binds port 0 instead.
 
 use std::time::{Duration, Instant};
 
@@ -33,4 +34,39 @@ pub(crate) async fn wait_until_up(
         assert!(Instant::now() < deadline, "{what} did not come up at {url}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `GET url` with an optional bearer; panics with `what` if it cannot be sent.
+pub(crate) async fn get(
+    client: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    what: &str,
+) -> reqwest::Response {
+    let mut request = client.get(url);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect(what)
+}
+
+/// `POST {base}/introspect` of `token` (form), as `caller` (a bearer, or none) with extra
+/// headers.
+pub(crate) async fn post_introspect(
+    client: &reqwest::Client,
+    base: &str,
+    caller: Option<&str>,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!("{base}/introspect"))
+        .form(&[("token", token)]);
+    if let Some(caller) = caller {
+        request = request.bearer_auth(caller);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("introspect")
 }

@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::net::{free_port, wait_until_up};
+use super::net::{free_port, get, post_introspect, wait_until_up};
 use super::process::{Proc, verifier_command};
 
 /// A running verifier; stopped when dropped.
@@ -122,16 +122,16 @@ impl Verifier {
         }
     }
 
+    /// `GET path` with an optional bearer; panics with `what` if it cannot be sent.
+    async fn send_get(&self, path: &str, bearer: Option<&str>, what: &str) -> reqwest::Response {
+        get(&self.client, format!("{}{path}", self.base), bearer, what).await
+    }
+
     /// Waits until `/readyz` says ready (keys loaded, feed live).
     pub(crate) async fn ready(self) -> Self {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let response = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .expect("readyz");
+            let response = self.send_get("/readyz", None, "readyz").await;
             if response.status() == 200 {
                 return self;
             }
@@ -146,11 +146,7 @@ impl Verifier {
 
     /// `GET /verify` with an optional bearer: status and headers.
     pub(crate) async fn verify(&self, token: Option<&str>) -> (u16, reqwest::header::HeaderMap) {
-        let mut request = self.client.get(format!("{}/verify", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("verify");
+        let response = self.send_get("/verify", token, "verify").await;
         (response.status().as_u16(), response.headers().clone())
     }
 
@@ -178,17 +174,7 @@ impl Verifier {
         token: &str,
         headers: &[(&str, &str)],
     ) -> (u16, String, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}/introspect", self.base))
-            .form(&[("token", token)]);
-        if let Some(caller) = caller {
-            request = request.bearer_auth(caller);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.expect("introspect");
+        let response = post_introspect(&self.client, &self.base, caller, token, headers).await;
         let status = response.status().as_u16();
         let challenge = challenge(response.headers());
         (
@@ -200,12 +186,7 @@ impl Verifier {
 
     /// `GET path`: status and body text.
     pub(crate) async fn get(&self, path: &str) -> (u16, String) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("GET");
+        let response = self.send_get(path, None, "GET").await;
         (
             response.status().as_u16(),
             response.text().await.unwrap_or_default(),
