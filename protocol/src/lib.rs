@@ -13,8 +13,11 @@
 //! - `introspection`: the RFC 7662 answer ([`Introspection`], [`TokenType`]).
 //! - `discovery`: `/.well-known/openid-configuration` ([`Discovery`]).
 //! - `secret`: [`Secret`], a string that does not print itself.
+//! - `exemption`: the tokenless loopback rule of the machine endpoints
+//!   ([`loopback_exempt`], [`FORWARDING_HEADERS`]).
 
 mod discovery;
+mod exemption;
 mod introspection;
 mod jwk;
 mod revocation;
@@ -22,6 +25,7 @@ mod secret;
 mod token;
 
 pub use discovery::Discovery;
+pub use exemption::{FORWARDING_HEADERS, loopback_exempt};
 pub use introspection::{Introspection, TokenType};
 pub use jwk::{Jwk, JwkSet};
 pub use revocation::{RevocationEntry, RevocationKind, RevocationList};

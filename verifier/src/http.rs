@@ -20,7 +20,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_protocol::{Introspection, TokenType};
+use auth_protocol::{FORWARDING_HEADERS, Introspection, TokenType};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -375,25 +375,14 @@ fn introspection_token(headers: &HeaderMap, body: &Bytes) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Headers by which a proxy says it forwards someone else's request. A request carrying any
-/// of them never gets the loopback exemption of `POST /introspect`.
-pub const FORWARDING_HEADERS: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
-
 /// Whether a tokenless `POST /introspect` is answered: the exemption is `enabled`, the TCP
 /// `peer` is known and a loopback address (IPv4-mapped IPv6 included), and no
 /// [`FORWARDING_HEADERS`] header is present (a same-host reverse proxy forwarding outside
 /// traffic must not pass the exemption on). An unknown peer (a router used in process without
 /// `ConnectInfo`) is not exempt.
 pub fn loopback_exempt(enabled: bool, peer: Option<SocketAddr>, headers: &HeaderMap) -> bool {
-    enabled
-        && peer.is_some_and(|p| p.ip().to_canonical().is_loopback())
-        && !FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
+    let forwarded = FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h));
+    enabled && peer.is_some_and(|p| auth_protocol::loopback_exempt(p.ip(), forwarded))
 }
 
 /// Who may see what through `POST /introspect`.

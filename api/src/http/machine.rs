@@ -18,32 +18,23 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 
+use auth_protocol::{FORWARDING_HEADERS, loopback_exempt as loopback_peer};
+
 use super::{AppState, bearer};
 use crate::service::{Error as ServiceError, Reader};
-
-/// Headers a reverse proxy adds: a request carrying any of them was forwarded, whatever
-/// its TCP peer.
-const FORWARDING_HEADERS: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
 
 /// Whether a tokenless request may use the machine endpoints: only when the loopback
 /// exemption is on (`AUTH_INTERNAL_LOOPBACK_NO_TOKEN`), the peer is loopback and not a
 /// trusted proxy, and nothing says the request was forwarded.
 fn loopback_exempt(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> bool {
     let config = &state.config;
-    // An IPv4 peer of a dual-stack listener shows as `::ffff:127.0.0.1`.
     let ip = peer.ip().to_canonical();
+    let forwarded = FORWARDING_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name));
     config.internal_loopback_no_token()
-        && ip.is_loopback()
         && !config.trusted_proxies.iter().any(|net| net.contains(&ip))
-        && !FORWARDING_HEADERS
-            .iter()
-            .any(|name| headers.contains_key(*name))
+        && loopback_peer(ip, forwarded)
 }
 
 /// The reader of the machine endpoints: a machine token with scope `verify` (which sees its

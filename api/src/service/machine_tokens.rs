@@ -68,10 +68,10 @@ impl Auth {
     /// Delete a machine token; verifiers drop it at once. The caller must hold every scope of
     /// the token (a tenant admin cannot withdraw the platform's tokens).
     pub async fn delete_api_token(&self, tenant: &Tenant, caller: &Caller, id: &str) -> Result<()> {
-        let tokens = self.store.api_tokens(&tenant.id).await?;
-        let token = tokens
-            .iter()
-            .find(|t| t.id == id)
+        let token = self
+            .store
+            .api_token(&tenant.id, id)
+            .await?
             .ok_or(Error::NotFound("api token"))?;
         refuse_ungranted(caller, &token.scopes, "delete a token with")?;
         // Verifiers cache a machine token's introspection for at most an hour.

@@ -69,6 +69,19 @@ impl Store {
         rows.iter().map(api_token).collect()
     }
 
+    /// One of the tenant's machine tokens, by id.
+    pub async fn api_token(&self, tenant_id: &str, id: &str) -> StoreResult<Option<ApiToken>> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(api_token).transpose()
+    }
+
     /// The machine token whose secret hashes to `secret_hash`, in any tenant.
     pub async fn api_token_by_hash(&self, secret_hash: &str) -> StoreResult<ApiToken> {
         let row = sqlx::query(
