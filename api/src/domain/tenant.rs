@@ -70,6 +70,10 @@ pub struct TenantSettings {
     /// Link in password-reset mail; the token is appended as `token=…`. Unset: the mail
     /// carries the token alone.
     pub password_reset_url: Option<String>,
+    /// Lifetime of the code that confirms an added address, in seconds.
+    pub pending_email_ttl_seconds: i64,
+    /// JSON Schema that every user's `metadata` must satisfy; none when unset.
+    pub metadata_schema: Option<serde_json::Value>,
     /// How mail looks.
     pub branding: Branding,
     /// Mail templates replacing the shipped ones, by template name (`signin`, …).
@@ -85,6 +89,8 @@ impl Default for TenantSettings {
             allow_list: Vec::new(),
             deny_list: Vec::new(),
             password_reset_url: None,
+            pending_email_ttl_seconds: 86_400,
+            metadata_schema: None,
             branding: Branding::default(),
             templates: std::collections::BTreeMap::new(),
         }

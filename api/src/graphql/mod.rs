@@ -11,7 +11,7 @@ pub mod types;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use tokio::sync::OnceCell;
 
 use crate::domain::Device;
@@ -20,8 +20,16 @@ use crate::service::{Auth, Caller};
 
 pub use error::{ErrorCode, GqlResultExt};
 
+/// The root query: each area's queries, merged (one module per area).
+#[derive(MergedObject, Default)]
+pub struct Query(query::CoreQuery);
+
+/// The root mutation: each area's mutations, merged (one module per area).
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::CoreMutation);
+
 /// The schema type.
-pub type AuthSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Largest nesting depth of a query.
 pub const MAX_DEPTH: usize = 16;
@@ -32,7 +40,7 @@ pub const MAX_COMPLEXITY: usize = 250;
 
 /// Build the schema over the service.
 pub fn schema(auth: Option<Auth>, introspection: bool) -> AuthSchema {
-    let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY);
     if !introspection {

@@ -12,11 +12,12 @@ use super::{GqlResultExt, caller, parts, spend_hashes};
 use crate::domain::Scope;
 use crate::service;
 
-/// The root mutation.
-pub struct Mutation;
+/// Sign-in, sessions, account, admin and platform mutations.
+#[derive(Default)]
+pub struct CoreMutation;
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Create an account with email and password, and sign it in.
     #[graphql(complexity = 50)]
     async fn sign_up(

@@ -7,11 +7,12 @@ use super::types::{ApiToken, Session, Tenant, TenantInfo, User, sessions_for};
 use super::{GqlResultExt, caller, parts};
 use crate::domain::Scope;
 
-/// The root query.
-pub struct Query;
+/// Queries about the caller's own account and sessions, the tenant, and machine tokens.
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The signed-in user.
     #[graphql(guard = "Access::User")]
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<User> {
