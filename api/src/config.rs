@@ -98,9 +98,15 @@ pub struct Config {
     #[arg(long, env = "AUTH_INTROSPECTION", action = clap::ArgAction::Set, global = true)]
     pub introspection: Option<bool>,
 
-    /// Largest request body, in bytes.
+    /// Largest request body, in bytes; raised to admit the largest avatar
+    /// (`AUTH_AVATAR_MAX_BYTES` as base64) with room for the rest of the request, see
+    /// [`Config::body_limit`].
     #[arg(long, env = "AUTH_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
     pub max_body_bytes: usize,
+
+    /// Largest avatar image, in bytes (decoded).
+    #[arg(long, env = "AUTH_AVATAR_MAX_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub avatar_max_bytes: usize,
 
     /// Outgoing mail server, e.g. `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://user:pass@host:465` (TLS); unset = mail is written to the log.
@@ -127,6 +133,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// The largest request body accepted: `AUTH_MAX_BODY_BYTES`, or more when the largest
+    /// avatar as base64 (plus 16 KiB for the rest of the request) needs it.
+    pub fn body_limit(&self) -> usize {
+        let avatar = self.avatar_max_bytes.div_ceil(3) * 4 + 16 * 1024;
+        self.max_body_bytes.max(avatar)
+    }
+
     /// A configuration with every default, for `database_url`, that reads no environment
     /// variable (a `SMTP_URL` in the shell does not reach it); what tests start from.
     pub fn for_database(database_url: &str) -> Self {

@@ -21,7 +21,11 @@ async fn post_raw(app: &TestApp, content_type: &str, body: Vec<u8>) -> (u16, Val
 
 #[tokio::test]
 async fn malformed_requests_get_graphql_shaped_4xx() {
-    let app = spawn_app_with(|c| c.max_body_bytes = 16 * 1024).await;
+    let app = spawn_app_with(|c| {
+        c.max_body_bytes = 16 * 1024;
+        c.avatar_max_bytes = 1024;
+    })
+    .await;
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("application/json", b"{not json".to_vec(), 400),
         ("application/json", b"[]".to_vec(), 400),

@@ -5,11 +5,13 @@
 mod support;
 
 mod account;
+mod emails;
 mod hardening;
 mod http;
 mod limits;
 mod mail;
 mod otp;
+mod profile;
 mod proxy_nginx;
 mod regressions;
 mod reset;

@@ -48,6 +48,20 @@ named! {
         UserPasswordChangeFailed => "user.password_change_failed",
         /// The account was deleted.
         UserDeleted => "user.deleted",
+        /// The name or metadata changed (the detail names which).
+        UserProfileUpdated => "user.profile_updated",
+        /// The avatar was set or cleared.
+        UserAvatarChanged => "user.avatar_changed",
+        /// An address was added, pending until its code comes back.
+        UserEmailAdded => "user.email_added",
+        /// An added address was confirmed with its code and is active.
+        UserEmailConfirmed => "user.email_confirmed",
+        /// A wrong code for an added address.
+        UserEmailConfirmFailed => "user.email_confirm_failed",
+        /// An address was removed (it is remembered as previous).
+        UserEmailRemoved => "user.email_removed",
+        /// Another active address became the primary one (old and new in the detail).
+        UserPrimaryEmailChanged => "user.primary_email_changed",
         /// One session was revoked.
         SessionRevoked => "session.revoked",
         /// Every session of the user was revoked.

@@ -8,6 +8,7 @@ mod email;
 mod machine_token;
 mod mail;
 mod password;
+mod profile;
 mod scope;
 mod session;
 mod tenant;
@@ -18,6 +19,10 @@ pub use email::Email;
 pub use machine_token::ApiToken;
 pub use mail::Composed;
 pub use password::Password;
+pub use profile::{
+    AVATAR_MAX_SIDE, Avatar, Change, FieldInvalid, ImageFormat, METADATA_MAX_BYTES, NAME_MAX_CHARS,
+    NameChange, check_metadata,
+};
 pub use scope::{ADMIN_ROLE, Scope};
 pub use session::{Device, Session};
 pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug};

@@ -63,6 +63,13 @@ impl ErrorExtensions for Error {
                     ext.set("retryAfter", retry_after);
                 });
             }
+            Error::BadField { field, message } => {
+                let field = field.clone();
+                return async_graphql::Error::new(message.clone()).extend_with(|_, ext| {
+                    ext.set("code", ErrorCode::BadUserInput.as_str());
+                    ext.set("field", field.as_str());
+                });
+            }
             Error::Internal(error) => {
                 tracing::error!(error = ?error, "internal error");
                 ErrorCode::Internal

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod guard;
 pub mod mutation;
+pub mod profile;
 pub mod query;
 pub mod types;
 
@@ -22,11 +23,11 @@ pub use error::{ErrorCode, GqlResultExt};
 
 /// The root query: each area's queries, merged (one module per area).
 #[derive(MergedObject, Default)]
-pub struct Query(query::CoreQuery);
+pub struct Query(query::CoreQuery, profile::ProfileQuery);
 
 /// The root mutation: each area's mutations, merged (one module per area).
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::CoreMutation);
+pub struct Mutation(mutation::CoreMutation, profile::ProfileMutation);
 
 /// The schema type.
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;

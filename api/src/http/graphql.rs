@@ -39,12 +39,12 @@ pub(super) async fn graphql_post(
             "send the request as application/json",
         );
     }
-    let bytes = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+    let bytes = match axum::body::to_bytes(body, state.config.body_limit()).await {
         Ok(bytes) => bytes,
         Err(_) => {
             let message = format!(
                 "request body is larger than {} bytes",
-                state.config.max_body_bytes
+                state.config.body_limit()
             );
             return request_error(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -15,6 +15,7 @@ mod machine;
 mod machine_tokens;
 pub mod mail;
 pub mod passwords;
+mod profile;
 mod runtime;
 mod sessions;
 mod sign_in;
@@ -26,6 +27,7 @@ pub use challenges::OtpChallenge;
 pub use limits::lock_duration_ms;
 pub use machine::Reader;
 pub use machine_tokens::CreatedApiToken;
+pub use profile::{ProfileUpdate, PublicProfile};
 pub use runtime::{Workers, migrate};
 pub use tokens::{Issued, TokenPair};
 
@@ -33,7 +35,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
-use crate::domain::{Device, Invalid, Tenant, TenantSlug};
+use crate::domain::{Device, FieldInvalid, Invalid, Tenant, TenantSlug};
 use crate::store::{Store, StoreError};
 use feed::Feed;
 use keys::KeyRing;
@@ -52,6 +54,15 @@ pub enum Error {
     /// `BAD_USER_INPUT`: a value the client sent is malformed.
     #[error("{0}")]
     BadInput(String),
+    /// `BAD_USER_INPUT` about one field, named in `extensions.field` (a dotted path, or a
+    /// JSON pointer inside a JSON value, as `metadata/level`).
+    #[error("{message}")]
+    BadField {
+        /// The field.
+        field: String,
+        /// Why.
+        message: String,
+    },
     /// `NOT_FOUND`.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -81,6 +92,18 @@ impl From<Invalid> for Error {
     }
 }
 
+impl From<FieldInvalid> for Error {
+    fn from(invalid: FieldInvalid) -> Self {
+        if invalid.field.is_empty() {
+            return Error::BadInput(invalid.message);
+        }
+        Error::BadField {
+            field: invalid.field,
+            message: invalid.message,
+        }
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         match error {
@@ -103,6 +126,7 @@ pub struct Auth {
     master: MasterKey,
     mailer: Mailer,
     config: Arc<Config>,
+    profiles: Arc<profile::Schemas>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 

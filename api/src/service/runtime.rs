@@ -74,6 +74,7 @@ impl Auth {
             master,
             mailer,
             config,
+            profiles: Arc::default(),
             stopping,
         })
     }

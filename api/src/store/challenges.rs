@@ -1,7 +1,9 @@
-//! One-time secrets sent by mail: sign-in codes and password resets. Only hashes are kept;
+//! One-time secrets sent by mail: sign-in codes, password resets and the codes that confirm
+//! an added address (those are superseded per account, not per address). Only hashes are kept;
 //! every state change is one conditional statement, so concurrent requests cannot use a
 //! code twice or try it more often than allowed.
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -19,13 +21,17 @@ pub enum ChallengeKind {
     Otp,
     /// A password reset.
     Reset,
+    /// A code confirming an address added to an account (`addEmail`).
+    Email,
 }
 
 impl ChallengeKind {
-    fn as_str(self) -> &'static str {
+    /// The kind as stored.
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Otp => "otp",
             Self::Reset => "reset",
+            Self::Email => "email",
         }
     }
 }
@@ -90,47 +96,7 @@ impl Store {
         mail: Option<&Composed>,
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
-             WHERE tenant_id = $2 AND kind = $3 AND email = $4 AND closed_at IS NULL \
-             AND created_at <= $1",
-        )
-        .bind(now)
-        .bind(tenant_id)
-        .bind(new.kind.as_str())
-        .bind(new.email)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO challenges (id, tenant_id, kind, email, user_id, secret_hash, attempts, \
-             max_attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
-        )
-        .bind(new.id)
-        .bind(tenant_id)
-        .bind(new.kind.as_str())
-        .bind(new.email)
-        .bind(new.user_id)
-        .bind(new.secret_hash)
-        .bind(new.max_attempts)
-        .bind(now)
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
-             WHERE id = $2 AND EXISTS (SELECT 1 FROM challenges newer WHERE newer.tenant_id = $3 \
-             AND newer.kind = $4 AND newer.email = $5 AND newer.created_at > $1)",
-        )
-        .bind(now)
-        .bind(new.id)
-        .bind(tenant_id)
-        .bind(new.kind.as_str())
-        .bind(new.email)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(mail) = mail {
-            insert_mail(&mut *tx, mail).await?;
-        }
+        open_challenge_in(&mut tx, tenant_id, new, now, mail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -262,4 +228,60 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// [`Store::open_challenge`] inside the caller's transaction, for flows that write more
+/// with it (an added address and its code).
+pub(crate) async fn open_challenge_in(
+    tx: &mut AnyConnection,
+    tenant_id: &str,
+    new: &NewChallenge<'_>,
+    now: Millis,
+    mail: Option<&Composed>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
+         WHERE tenant_id = $2 AND kind = $3 AND email = $4 AND closed_at IS NULL \
+         AND created_at <= $1 AND (kind <> 'email' OR user_id = $5)",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .bind(new.kind.as_str())
+    .bind(new.email)
+    .bind(new.user_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO challenges (id, tenant_id, kind, email, user_id, secret_hash, attempts, \
+         max_attempts, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
+    )
+    .bind(new.id)
+    .bind(tenant_id)
+    .bind(new.kind.as_str())
+    .bind(new.email)
+    .bind(new.user_id)
+    .bind(new.secret_hash)
+    .bind(new.max_attempts)
+    .bind(now)
+    .bind(new.expires_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE challenges SET closed_at = $1, closed_reason = 'superseded' \
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM challenges newer WHERE newer.tenant_id = $3 \
+         AND newer.kind = $4 AND newer.email = $5 AND newer.created_at > $1 \
+         AND (newer.kind <> 'email' OR newer.user_id = $6))",
+    )
+    .bind(now)
+    .bind(new.id)
+    .bind(tenant_id)
+    .bind(new.kind.as_str())
+    .bind(new.email)
+    .bind(new.user_id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(mail) = mail {
+        insert_mail(&mut *tx, mail).await?;
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod migrations;
 mod notify;
 pub mod outbox;
+pub mod profile;
 pub mod revocations;
 pub mod sessions;
 pub mod tenants;

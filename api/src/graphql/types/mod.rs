@@ -3,6 +3,7 @@
 
 mod auth;
 mod machine_token;
+mod profile;
 mod session;
 mod tenant;
 mod user;
@@ -14,6 +15,7 @@ pub use auth::{
     SignInInput, SignUpInput, VerifyOtpInput,
 };
 pub use machine_token::{ApiToken, CreateApiTokenInput, CreatedApiToken};
+pub use profile::{NameInput, PublicUser, UpdateProfileInput, VerifyEmailInput};
 pub(crate) use session::sessions_for;
 pub use session::{Device, Session};
 pub use tenant::{CreateTenantInput, Tenant, TenantInfo};
