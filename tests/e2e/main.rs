@@ -5,6 +5,7 @@
 mod support;
 
 mod account;
+mod admin_settings;
 mod emails;
 mod hardening;
 mod http;

@@ -70,6 +70,20 @@ named! {
         SessionRefreshReuse => "session.refresh_reuse",
         /// An admin ended every session of a user.
         AdminSessionsRevoked => "admin.sessions_revoked",
+        /// An admin changed the tenant's settings.
+        AdminSettingsUpdated => "admin.settings_updated",
+        /// An admin changed a user's name, metadata or addresses.
+        AdminUserUpdated => "admin.user_updated",
+        /// An admin changed a user's roles.
+        AdminRolesChanged => "admin.roles_changed",
+        /// An admin disabled a user (every session ended).
+        AdminUserDisabled => "admin.user_disabled",
+        /// An admin let a disabled user in again.
+        AdminUserEnabled => "admin.user_enabled",
+        /// A correct sign-in of a disabled account was refused.
+        UserSignInDisabled => "user.sign_in_disabled",
+        /// A session was refused at refresh for being unused too long, and revoked.
+        SessionIdleExpired => "session.idle_expired",
     }
 }
 

@@ -25,7 +25,7 @@ pub use profile::{
 };
 pub use scope::{ADMIN_ROLE, Scope};
 pub use session::{Device, Session};
-pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug};
+pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug, Theme};
 pub use user::{EmailState, User, UserEmail};
 
 /// Milliseconds since the Unix epoch: how every time is stored.

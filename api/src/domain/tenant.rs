@@ -78,6 +78,28 @@ pub struct TenantSettings {
     pub branding: Branding,
     /// Mail templates replacing the shipped ones, by template name (`signin`, …).
     pub templates: std::collections::BTreeMap<String, MailTemplate>,
+    /// Whether new accounts may be created (by password sign-up or a first sign-in code).
+    pub sign_up_enabled: bool,
+    /// Whether email and password sign-in (and sign-up) is offered.
+    pub password_enabled: bool,
+    /// Whether sign-in codes by mail are offered.
+    pub otp_enabled: bool,
+    /// Absolute lifetime of a session, in seconds; `AUTH_SESSION_TTL_SECONDS` when unset.
+    pub session_ttl_seconds: Option<i64>,
+    /// A session unused (not refreshed) for longer than this many seconds is refused at
+    /// refresh and revoked; off when unset.
+    pub session_idle_seconds: Option<i64>,
+    /// Lifetime of access tokens, in seconds, at most `AUTH_ACCESS_TTL_SECONDS` (which it
+    /// is when unset).
+    pub access_token_ttl_seconds: Option<i64>,
+    /// Emails that get the `admin` role at their next sign-in with that address proven,
+    /// like `AUTH_ADMIN_EMAILS` does for the default tenant.
+    pub admins: Vec<String>,
+    /// Days audit events are kept; the janitor deletes older ones.
+    pub audit_retention_days: u32,
+    /// Origins of browser frontends allowed to call the API for this tenant (CORS), on top
+    /// of `AUTH_CORS_ORIGINS`.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -93,6 +115,15 @@ impl Default for TenantSettings {
             metadata_schema: None,
             branding: Branding::default(),
             templates: std::collections::BTreeMap::new(),
+            sign_up_enabled: true,
+            password_enabled: true,
+            otp_enabled: true,
+            session_ttl_seconds: None,
+            session_idle_seconds: None,
+            access_token_ttl_seconds: None,
+            admins: Vec::new(),
+            audit_retention_days: 365,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -103,6 +134,8 @@ impl Default for TenantSettings {
 pub struct Branding {
     /// Product name shown in mail; the tenant's name when unset.
     pub product_name: Option<String>,
+    /// Company behind the product.
+    pub company_name: Option<String>,
     /// Logo URL for HTML mail.
     pub logo_url: Option<String>,
     /// Accent colour for HTML mail, e.g. `#2f6fed`.
@@ -111,6 +144,26 @@ pub struct Branding {
     pub mail_from: Option<String>,
     /// Where people can ask for help.
     pub support_email: Option<String>,
+    /// Avatar URL of users who have none.
+    pub default_avatar: Option<String>,
+    /// Colours of the light theme.
+    pub light: Theme,
+    /// Colours of the dark theme.
+    pub dark: Theme,
+}
+
+/// The colours of one theme (`#rgb` or `#rrggbb` each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Theme {
+    /// Background of primary elements.
+    pub primary_background: Option<String>,
+    /// Text on primary elements.
+    pub primary_foreground: Option<String>,
+    /// Background of secondary elements.
+    pub secondary_background: Option<String>,
+    /// Text on secondary elements.
+    pub secondary_foreground: Option<String>,
 }
 
 /// One mail template: minijinja sources for the subject and the bodies.
@@ -126,6 +179,13 @@ pub struct MailTemplate {
 }
 
 impl TenantSettings {
+    /// Whether `email` is listed in `admins` (case-insensitively).
+    pub fn lists_admin(&self, email: &Email) -> bool {
+        self.admins
+            .iter()
+            .any(|admin| admin.trim().eq_ignore_ascii_case(email.as_str()))
+    }
+
     /// Whether the lists let `email` create an account or receive a code: not deny-listed,
     /// and allow-listed when there is an allow list.
     pub fn admits(&self, email: &Email) -> bool {

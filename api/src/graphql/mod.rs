@@ -2,6 +2,7 @@
 //! the service, and maps its errors; guards (who may call what) live in [`guard`], error
 //! codes in [`error`].
 
+pub mod admin;
 pub mod error;
 pub mod guard;
 pub mod mutation;
@@ -23,11 +24,15 @@ pub use error::{ErrorCode, GqlResultExt};
 
 /// The root query: each area's queries, merged (one module per area).
 #[derive(MergedObject, Default)]
-pub struct Query(query::CoreQuery, profile::ProfileQuery);
+pub struct Query(query::CoreQuery, profile::ProfileQuery, admin::AdminQuery);
 
 /// The root mutation: each area's mutations, merged (one module per area).
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::CoreMutation, profile::ProfileMutation);
+pub struct Mutation(
+    mutation::CoreMutation,
+    profile::ProfileMutation,
+    admin::AdminMutation,
+);
 
 /// The schema type.
 pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;

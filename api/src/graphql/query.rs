@@ -41,14 +41,11 @@ impl CoreQuery {
         Ok(session.map(|s| Session::for_caller(s, caller)))
     }
 
-    /// Public facts about the tenant: name and sign-in methods.
+    /// Public facts about the tenant (no token needed): name, branding, enabled sign-in
+    /// methods and providers, whether sign-up is open. Nothing secret.
     async fn tenant_info(&self, ctx: &Context<'_>) -> async_graphql::Result<TenantInfo> {
         let (_, request) = parts(ctx)?;
-        Ok(TenantInfo {
-            slug: request.tenant.slug.clone(),
-            name: request.tenant.name.clone(),
-            sign_in_methods: vec!["password".into()],
-        })
+        Ok(TenantInfo::of(&request.tenant))
     }
 
     /// The tenant's machine tokens (admin).

@@ -60,6 +60,7 @@ impl Auth {
         email: &str,
         origin: &Device,
     ) -> Result<OtpChallenge> {
+        otp_enabled(tenant)?;
         self.throttle(tenant, Guarded::RequestOtp, email, origin)
             .await?;
         let email = Email::parse(email)?;
@@ -113,6 +114,7 @@ impl Auth {
         code: &str,
         origin: &Device,
     ) -> Result<Issued> {
+        otp_enabled(tenant)?;
         self.throttle(tenant, Guarded::VerifyOtp, email, origin)
             .await?;
         let email = Email::parse(email)?;
@@ -153,6 +155,9 @@ impl Auth {
         let owner = match self.store.user_by_email(&tenant.id, &email).await? {
             Some(owner) => owner,
             None => {
+                if !tenant.settings.sign_up_enabled {
+                    return Err(Error::Forbidden("sign-up is closed in this tenant".into()));
+                }
                 let roles = self.configured_roles(tenant, &email);
                 let new = NewUser {
                     email: &email,
@@ -354,5 +359,16 @@ impl Auth {
             Some(&email),
         )
         .await
+    }
+}
+
+/// `FORBIDDEN` unless the tenant offers sign-in codes by mail.
+fn otp_enabled(tenant: &Tenant) -> Result<()> {
+    if tenant.settings.otp_enabled {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "sign-in codes are not enabled in this tenant".into(),
+        ))
     }
 }

@@ -18,6 +18,7 @@ pub mod passwords;
 mod profile;
 mod runtime;
 mod sessions;
+mod settings;
 mod sign_in;
 mod tenants;
 mod tokens;
@@ -128,6 +129,7 @@ pub struct Auth {
     config: Arc<Config>,
     profiles: Arc<profile::Schemas>,
     stopping: tokio::sync::watch::Sender<bool>,
+    tenants: settings::TenantCache,
 }
 
 impl std::fmt::Debug for Auth {
@@ -137,17 +139,24 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// The tenant named by `X-Tenant` (or `default`).
+    /// The tenant named by `X-Tenant` (or `default`), from this replica's cache (which
+    /// hears of every change within a second, see `settings.rs`).
     pub async fn tenant(&self, slug: Option<&str>) -> Result<Tenant> {
         let slug = slug
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .unwrap_or(TenantSlug::DEFAULT);
         let slug = TenantSlug::parse(slug).map_err(|_| Error::NotFound("tenant"))?;
-        match self.store.tenant_by_slug(slug.as_str()).await {
-            Err(StoreError::NotFound) => Err(Error::NotFound("tenant")),
-            other => Ok(other?),
+        if let Some(tenant) = self.tenants.get(slug.as_str()) {
+            return Ok(tenant);
         }
+        let generation = self.tenants.generation();
+        let tenant = match self.store.tenant_by_slug(slug.as_str()).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("tenant")),
+            other => other?,
+        };
+        self.tenants.put(generation, tenant.clone());
+        Ok(tenant)
     }
 }
 

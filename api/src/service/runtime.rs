@@ -76,6 +76,7 @@ impl Auth {
             config,
             profiles: Arc::default(),
             stopping,
+            tenants: super::settings::TenantCache::new(),
         })
     }
 
@@ -92,7 +93,12 @@ impl Auth {
             })
         };
         let feed = self.feed.clone();
-        let tasks = vec![
+        let cache = self.tenants.clone();
+        let tenant_listener = self.store.listen_tenant_changes(
+            self.config.database_url.clone(),
+            Arc::new(move |slug: Option<String>| cache.forget(slug.as_deref())),
+        );
+        let mut tasks = vec![
             until_stopped(Box::pin(
                 feed.run(self.config.database_url.clone(), self.keys.clone()),
             )),
@@ -100,6 +106,13 @@ impl Auth {
             until_stopped(Box::pin(self.clone().reload_keys_periodically())),
             until_stopped(Box::pin(self.clone().housekeeping())),
         ];
+        if let Some(listener) = tenant_listener {
+            let auth = self.clone();
+            tasks.push(tokio::spawn(async move {
+                auth.stopped().await;
+                listener.abort();
+            }));
+        }
         Workers { tasks }
     }
 

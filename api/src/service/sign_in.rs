@@ -36,6 +36,14 @@ impl Auth {
         name: Option<&str>,
         origin: &Device,
     ) -> Result<Issued> {
+        if !tenant.settings.password_enabled {
+            return Err(Error::Forbidden(
+                "password sign-in is not enabled in this tenant".into(),
+            ));
+        }
+        if !tenant.settings.sign_up_enabled {
+            return Err(Error::Forbidden("sign-up is closed in this tenant".into()));
+        }
         let email = Email::parse(email)?;
         self.check_lists(tenant, &email)?;
         let name = clean_name(name)?;
@@ -86,6 +94,11 @@ impl Auth {
         password: &str,
         origin: &Device,
     ) -> Result<Issued> {
+        if !tenant.settings.password_enabled {
+            return Err(Error::Forbidden(
+                "password sign-in is not enabled in this tenant".into(),
+            ));
+        }
         self.throttle(tenant, Guarded::SignIn, email, origin)
             .await?;
         let Ok(email) = Email::parse(email) else {
@@ -133,7 +146,8 @@ impl Auth {
     }
 
     /// Grant or take back the roles configuration gives (`AUTH_ADMIN_EMAILS` makes the
-    /// addresses it lists admins of the default tenant): granted only when `email`, the
+    /// addresses it lists admins of the default tenant, a tenant's `admins` setting those it
+    /// lists admins of that tenant): granted only when `email`, the
     /// address the user just signed in with, is listed and `verified`; taken back when it no
     /// longer is, if configuration granted it (a role given otherwise stays).
     pub(super) async fn sync_configured_roles(
@@ -170,12 +184,15 @@ impl Auth {
         }
     }
 
+    /// Whether configuration lists `email` as an admin of `tenant`: `AUTH_ADMIN_EMAILS` for
+    /// the default tenant, and each tenant's `admins` setting.
     pub(super) fn is_configured_admin(&self, tenant: &Tenant, email: &Email) -> bool {
-        tenant.slug == TenantSlug::DEFAULT
+        let by_environment = tenant.slug == TenantSlug::DEFAULT
             && self
                 .config
                 .admin_emails
                 .iter()
-                .any(|admin| admin.trim().eq_ignore_ascii_case(email.as_str()))
+                .any(|admin| admin.trim().eq_ignore_ascii_case(email.as_str()));
+        by_environment || tenant.settings.lists_admin(email)
     }
 }

@@ -42,6 +42,7 @@ impl Auth {
             other => other?,
         }
         self.feed.announce().await;
+        self.tenant_changed(slug).await;
         Ok(())
     }
 }

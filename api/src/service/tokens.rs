@@ -165,7 +165,11 @@ impl Auth {
                 user_id: &user.id,
                 method,
                 device: origin,
-                lifetime_ms: self.config.session_ttl_seconds * 1000,
+                lifetime_ms: tenant
+                    .settings
+                    .session_ttl_seconds
+                    .unwrap_or(self.config.session_ttl_seconds)
+                    * 1000,
                 refresh_hash: &crypto::token_hash(&refresh_token),
                 audit,
                 forget_attempts_of: forget_attempts_of.map(Email::as_str),
@@ -196,7 +200,12 @@ impl Auth {
         let now = now_ms() / 1000;
         // Tokens issued after a cut-off must sort after it, even within the same second.
         let iat = now.max(user.tokens_valid_after + 1);
-        let ttl = self.config.access_ttl_seconds;
+        let ttl = tenant
+            .settings
+            .access_token_ttl_seconds
+            .map_or(self.config.access_ttl_seconds, |ttl| {
+                ttl.min(self.config.access_ttl_seconds)
+            });
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
             aud: self.config.audience().to_owned(),

@@ -13,6 +13,8 @@ use super::db::Backend;
 
 /// The PostgreSQL channel replicas notify each other on.
 const CHANNEL: &str = "auth_revocations";
+/// The channel on which a replica says that a tenant (named by its slug) changed.
+const TENANTS: &str = "auth_tenants";
 
 impl Store {
     /// Tell the other replicas that revocations were committed. A lost notification only
@@ -28,6 +30,68 @@ impl Store {
         if let Err(error) = notified {
             tracing::warn!(error = %error, "revocation notify failed");
         }
+    }
+
+    /// Tell the other replicas that the tenant `slug` changed (settings, or deleted). A lost
+    /// notification leaves their cached copy until it expires, so a failure is logged.
+    pub async fn notify_tenant_changed(&self, slug: &str) {
+        if self.db().backend != Backend::Postgres {
+            return;
+        }
+        let notified = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(TENANTS)
+            .bind(slug)
+            .execute(self.pool())
+            .await;
+        if let Err(error) = notified {
+            tracing::warn!(error = %error, "tenant notify failed");
+        }
+    }
+
+    /// Call `changed` with a slug whenever another replica says that tenant changed, and
+    /// with `None` after every (re)connect of the listener, when notifications may have
+    /// been missed; `None` on SQLite, where there are no other replicas.
+    pub fn listen_tenant_changes(
+        &self,
+        database_url: String,
+        changed: Arc<dyn Fn(Option<String>) + Send + Sync>,
+    ) -> Option<JoinHandle<()>> {
+        (self.db().backend == Backend::Postgres).then(|| {
+            tokio::spawn(async move {
+                loop {
+                    let mut listener =
+                        match sqlx::postgres::PgListener::connect(&database_url).await {
+                            Ok(listener) => listener,
+                            Err(error) => {
+                                tracing::warn!(error = %error, "tenant listener cannot connect");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                                continue;
+                            }
+                        };
+                    if let Err(error) = listener.listen(TENANTS).await {
+                        tracing::warn!(error = %error, "LISTEN failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    changed(None);
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => {
+                                changed(Some(notification.payload().to_owned()));
+                            }
+                            Ok(None) => {
+                                listener.listen(TENANTS).await.ok();
+                                changed(None);
+                            }
+                            Err(error) => {
+                                tracing::warn!(error = %error, "tenant listener failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
     }
 
     /// Wake `wake` whenever another replica commits revocations (and after every reconnect

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use auth_protocol::RevocationEntry;
 
+use super::audit::{AuditEvent, insert_audit};
 use super::revocations::record;
 use super::{Store, StoreError, StoreResult, conflict_on_unique, some_row};
 use crate::domain::{Millis, Tenant, TenantSettings, TenantSlug, new_id, now_ms};
@@ -125,6 +126,27 @@ impl Store {
                 .execute(self.pool())
                 .await?,
         )
+    }
+
+    /// Replace a tenant's settings and record `audit` in the same transaction.
+    pub async fn update_tenant_settings(
+        &self,
+        tenant_id: &str,
+        settings: &TenantSettings,
+        audit: AuditEvent<'_>,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let mut tx = self.pool().begin().await?;
+        some_row(
+            sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
+                .bind(json)
+                .bind(tenant_id)
+                .execute(&mut *tx)
+                .await?,
+        )?;
+        insert_audit(&mut *tx, tenant_id, &audit).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Delete a tenant and, by cascade, everything it owns, writing the feed entry that cuts

@@ -20,6 +20,8 @@ pub(crate) struct TestApp {
     /// The database (dropped after the server).
     pub(crate) db: TestDb,
     api: Client,
+    /// The service behind the server, for helpers that change the database behind it.
+    auth: auth_api::service::Auth,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -71,6 +73,7 @@ pub(crate) async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Te
     let app = auth_api::startup::build(config.clone())
         .await
         .expect("app builds");
+    let auth = app.state.auth.clone();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(auth_api::startup::run(app, listener, async {
         let _ = rx.await;
@@ -87,6 +90,7 @@ pub(crate) async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Te
         config,
         db,
         api,
+        auth,
         shutdown: Some(tx),
         server: Some(server),
     }
@@ -139,8 +143,8 @@ impl TestApp {
         admin
     }
 
-    /// Changes a tenant's settings directly in the database (the admin settings API is a
-    /// later issue); the app reads them on every request.
+    /// Changes a tenant's settings directly in the database, unvalidated (tests of
+    /// `updateSettings` use the API), and tells the app, which caches tenants.
     pub(crate) async fn update_settings(
         &self,
         tenant: &str,
@@ -153,6 +157,7 @@ impl TestApp {
             .set_tenant_settings(&found.id, &found.settings)
             .await
             .expect("settings written");
+        self.auth.tenant_changed(tenant).await;
     }
 
     /// A store over the app's database, for looking behind the API.

@@ -56,6 +56,15 @@ impl TestDb {
         &self.dir
     }
 
+    /// A handle on the same database that owns nothing (for a second app, a replica, on it).
+    pub(crate) fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            dir: PathBuf::new(),
+            postgres: None,
+        }
+    }
+
     /// Moves the database out of `self`, leaving a stand-in that owns nothing (for an app
     /// that stops and hands its database to the next one).
     pub(crate) fn take(&mut self) -> TestDb {

@@ -5,6 +5,7 @@ mod auth;
 mod machine_token;
 mod profile;
 mod session;
+mod settings;
 mod tenant;
 mod user;
 
@@ -18,7 +19,11 @@ pub use machine_token::{ApiToken, CreateApiTokenInput, CreatedApiToken};
 pub use profile::{NameInput, PublicUser, UpdateProfileInput, VerifyEmailInput};
 pub(crate) use session::sessions_for;
 pub use session::{Device, Session};
-pub use tenant::{CreateTenantInput, Tenant, TenantInfo};
+pub use settings::{
+    Branding, BrandingInput, MailTemplate, MailTemplateInput, PublicBranding, Settings,
+    SettingsInput, TenantInfo, ThemeColors, ThemeInput,
+};
+pub use tenant::{CreateTenantInput, Tenant};
 pub use user::{Emails, Name, PendingEmail, PreviousEmail, User};
 
 use crate::domain::Millis;

@@ -1,6 +1,6 @@
-//! Tenants, and what anyone may know of one before signing in.
+//! Tenants (what anyone may know of one before signing in is in `settings.rs`).
 
-use async_graphql::{ID, InputObject, Object, SimpleObject};
+use async_graphql::{ID, InputObject, Object};
 
 use super::DateTime;
 
@@ -25,17 +25,6 @@ impl Tenant {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
     }
-}
-
-/// What anyone may know about the tenant before signing in.
-#[derive(SimpleObject)]
-pub struct TenantInfo {
-    /// Slug.
-    pub slug: String,
-    /// Display name.
-    pub name: String,
-    /// Enabled sign-in methods.
-    pub sign_in_methods: Vec<String>,
 }
 
 /// `createTenant` input.
