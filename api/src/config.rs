@@ -127,6 +127,21 @@ pub struct Config {
     #[arg(long, env = "AUTH_RATE_LIMIT_FACTOR", default_value_t = 1.0, value_parser = parse_factor, global = true)]
     pub rate_limit_factor: f64,
 
+    /// Allow `http://` and loopback/private addresses for OAuth/OIDC provider URLs
+    /// (development and tests only: it turns off the SSRF protection of provider calls).
+    #[arg(long, env = "AUTH_OAUTH_ALLOW_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub oauth_allow_loopback: bool,
+
+    /// Least time, in seconds, between two fetches of a provider's JWKS caused by an
+    /// id_token with an unknown `kid` (invented `kid`s cannot make us flood the provider).
+    #[arg(
+        long,
+        env = "AUTH_OAUTH_JWKS_REFETCH_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub oauth_jwks_refetch_seconds: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "AUTH_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
     pub log_format: String,

@@ -11,6 +11,7 @@ mod hardening;
 mod http;
 mod limits;
 mod mail;
+mod oauth;
 mod otp;
 mod profile;
 mod proxy_nginx;

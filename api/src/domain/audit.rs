@@ -84,6 +84,16 @@ named! {
         UserSignInDisabled => "user.sign_in_disabled",
         /// A session was refused at refresh for being unused too long, and revoked.
         SessionIdleExpired => "session.idle_expired",
+        /// An admin created or changed a provider configuration.
+        ProviderUpserted => "provider.upserted",
+        /// An admin deleted a provider configuration.
+        ProviderDeleted => "provider.deleted",
+        /// A provider account was linked to a user as a connection.
+        ConnectionLinked => "connection.linked",
+        /// A connection was removed (its tokens revoked at the provider).
+        ConnectionUnlinked => "connection.unlinked",
+        /// A connection's access token was replaced (the old one revoked).
+        ConnectionRefreshed => "connection.refreshed",
     }
 }
 
@@ -94,6 +104,10 @@ named! {
         Password => "password",
         /// A code by mail.
         Otp => "otp",
+        /// An OAuth2 / OpenID Connect provider's authorization code.
+        OAuth => "oauth",
+        /// A provider's id_token (native sign-in on a phone).
+        IdToken => "id_token",
     }
 }
 

@@ -9,6 +9,7 @@ mod machine_token;
 mod mail;
 mod password;
 mod profile;
+mod provider;
 mod scope;
 mod session;
 mod tenant;
@@ -23,6 +24,7 @@ pub use profile::{
     AVATAR_MAX_SIDE, Avatar, Change, FieldInvalid, ImageFormat, METADATA_MAX_BYTES, NAME_MAX_CHARS,
     NameChange, check_metadata,
 };
+pub use provider::{Connection, ConnectionSecrets, Endpoints, Provider, ProviderKind};
 pub use scope::{ADMIN_ROLE, Scope};
 pub use session::{Device, Session};
 pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug, Theme};

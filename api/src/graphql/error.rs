@@ -56,6 +56,10 @@ impl ErrorExtensions for Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::InvalidCredentials | Error::WrongSecret(_) => ErrorCode::InvalidCredentials,
+            Error::Provider(message) => {
+                tracing::warn!(error = %message, "provider call failed");
+                ErrorCode::Internal
+            }
             Error::RateLimited { retry_after } => {
                 let retry_after = *retry_after;
                 return async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {

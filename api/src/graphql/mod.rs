@@ -6,6 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod guard;
 pub mod mutation;
+pub mod oauth;
 pub mod profile;
 pub mod query;
 pub mod types;
@@ -24,7 +25,12 @@ pub use error::{ErrorCode, GqlResultExt};
 
 /// The root query: each area's queries, merged (one module per area).
 #[derive(MergedObject, Default)]
-pub struct Query(query::CoreQuery, profile::ProfileQuery, admin::AdminQuery);
+pub struct Query(
+    query::CoreQuery,
+    profile::ProfileQuery,
+    admin::AdminQuery,
+    oauth::OAuthQuery,
+);
 
 /// The root mutation: each area's mutations, merged (one module per area).
 #[derive(MergedObject, Default)]
@@ -32,6 +38,7 @@ pub struct Mutation(
     mutation::CoreMutation,
     profile::ProfileMutation,
     admin::AdminMutation,
+    oauth::OAuthMutation,
 );
 
 /// The schema type.

@@ -44,8 +44,12 @@ impl CoreQuery {
     /// Public facts about the tenant (no token needed): name, branding, enabled sign-in
     /// methods and providers, whether sign-up is open. Nothing secret.
     async fn tenant_info(&self, ctx: &Context<'_>) -> async_graphql::Result<TenantInfo> {
-        let (_, request) = parts(ctx)?;
-        Ok(TenantInfo::of(&request.tenant))
+        let (auth, request) = parts(ctx)?;
+        let providers = auth.enabled_providers(&request.tenant).await.gql()?;
+        let mut info = TenantInfo::of(&request.tenant);
+        info.providers = providers.iter().map(|p| p.name.clone()).collect();
+        info.sign_in_providers = providers.into_iter().map(Into::into).collect();
+        Ok(info)
     }
 
     /// The tenant's machine tokens (admin).

@@ -14,6 +14,7 @@ mod limits;
 mod machine;
 mod machine_tokens;
 pub mod mail;
+mod oauth;
 pub mod passwords;
 mod profile;
 mod runtime;
@@ -28,6 +29,7 @@ pub use challenges::OtpChallenge;
 pub use limits::lock_duration_ms;
 pub use machine::Reader;
 pub use machine_tokens::CreatedApiToken;
+pub use oauth::{CompleteOAuth, OAuthStart, ProviderSpec, ProviderTokens};
 pub use profile::{ProfileUpdate, PublicProfile};
 pub use runtime::{Workers, migrate};
 pub use tokens::{Issued, TokenPair};
@@ -64,6 +66,10 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// `INTERNAL`, with a message that says which provider failed and how (down, slow,
+    /// garbage): not the client's fault, and not ours either; nothing was written.
+    #[error("{0}")]
+    Provider(String),
     /// `NOT_FOUND`.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -126,6 +132,7 @@ pub struct Auth {
     feed: Feed,
     master: MasterKey,
     mailer: Mailer,
+    oauth: oauth::OAuthRuntime,
     config: Arc<Config>,
     profiles: Arc<profile::Schemas>,
     stopping: tokio::sync::watch::Sender<bool>,

@@ -67,12 +67,14 @@ impl Auth {
         let feed = Feed::new(store.clone());
         let mailer = Mailer::new(&config, store.clone(), master.clone())?;
         let (stopping, _) = tokio::sync::watch::channel(false);
+        let oauth = super::oauth::OAuthRuntime::new(&config)?;
         Ok(Self {
             store,
             keys,
             feed,
             master,
             mailer,
+            oauth,
             config,
             profiles: Arc::default(),
             stopping,

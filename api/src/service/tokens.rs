@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
+use crate::store::connections::ConnectionWrite;
 use crate::store::sessions::{NewSession, Rotation};
 
 /// Tokens handed to a client, with the user and session they are for.
@@ -147,6 +148,31 @@ impl Auth {
         origin: &Device,
         forget_attempts_of: Option<&Email>,
     ) -> Result<Issued> {
+        self.start_session_with(
+            tenant,
+            user,
+            method,
+            action,
+            origin,
+            forget_attempts_of,
+            None,
+        )
+        .await
+    }
+
+    /// [`Auth::start_session`], storing provider tokens as a connection in the session's
+    /// transaction (a provider sign-in with `upsertConnection`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn start_session_with(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        method: SignInMethod,
+        action: AuditAction,
+        origin: &Device,
+        forget_attempts_of: Option<&Email>,
+        connection: Option<&ConnectionWrite>,
+    ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
         let id = new_id();
         let audit = AuditEvent {
@@ -159,21 +185,24 @@ impl Auth {
         };
         let session = self
             .store
-            .create_session(NewSession {
-                tenant_id: &tenant.id,
-                id: &id,
-                user_id: &user.id,
-                method,
-                device: origin,
-                lifetime_ms: tenant
-                    .settings
-                    .session_ttl_seconds
-                    .unwrap_or(self.config.session_ttl_seconds)
-                    * 1000,
-                refresh_hash: &crypto::token_hash(&refresh_token),
-                audit,
-                forget_attempts_of: forget_attempts_of.map(Email::as_str),
-            })
+            .create_session_with(
+                NewSession {
+                    tenant_id: &tenant.id,
+                    id: &id,
+                    user_id: &user.id,
+                    method,
+                    device: origin,
+                    lifetime_ms: tenant
+                        .settings
+                        .session_ttl_seconds
+                        .unwrap_or(self.config.session_ttl_seconds)
+                        * 1000,
+                    refresh_hash: &crypto::token_hash(&refresh_token),
+                    audit,
+                    forget_attempts_of: forget_attempts_of.map(Email::as_str),
+                },
+                connection,
+            )
             .await?;
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         Ok(Issued {

@@ -53,6 +53,11 @@ const STEPS: &[Step] = &[
             "../../../migrations/0003_configured_roles.sql"
         )),
     },
+    Step {
+        version: 4,
+        description: "oauth providers, identities, connections",
+        sql: Sql::Shared(include_str!("../../../migrations/0004_oauth_providers.sql")),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and

@@ -7,6 +7,7 @@
 pub mod api_tokens;
 pub mod audit;
 pub mod challenges;
+pub mod connections;
 pub mod db;
 pub mod keys;
 pub mod limits;
@@ -14,6 +15,7 @@ pub mod migrations;
 mod notify;
 pub mod outbox;
 pub mod profile;
+pub mod providers;
 pub mod revocations;
 pub mod sessions;
 pub mod tenants;

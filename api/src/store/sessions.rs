@@ -152,6 +152,17 @@ impl Store {
     /// Start a session with its first refresh token, recording its audit event in the same
     /// transaction: one commit per sign-in.
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<Session> {
+        self.create_session_with(new, None).await
+    }
+
+    /// [`Store::create_session`], storing `connection` (provider tokens from the same sign-in)
+    /// in the same transaction; `Conflict("connection")` when the provider account is
+    /// connected to another user, and then nothing is written.
+    pub async fn create_session_with(
+        &self,
+        new: NewSession<'_>,
+        connection: Option<&super::connections::ConnectionWrite>,
+    ) -> StoreResult<Session> {
         let NewSession {
             tenant_id,
             id,
@@ -201,6 +212,9 @@ impl Store {
         )
         .await?;
         insert_audit(&mut *tx, tenant_id, &audit).await?;
+        if let Some(connection) = connection {
+            super::connections::upsert_connection(&mut tx, connection).await?;
+        }
         if let Some(email) = forget_attempts_of {
             sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
                 .bind(tenant_id)

@@ -15,6 +15,8 @@
 //! - [`process`]: the real `auth-api` and `auth-verifier` binaries, for tests where killing or
 //!   restarting a process, reading its output or handing it to nginx is the point.
 //! - [`smtp`]: a real SMTP server that keeps what it receives.
+//! - [`oidc`]: [`OidcProvider`], a real OpenID provider (`oidc-provider` on Node) and a
+//!   browser stand-in for its login and consent pages.
 //! - [`forge`]: tokens the API did not mint (own keys, chosen headers and claims), and an API
 //!   signing with a key the test holds.
 
@@ -23,18 +25,23 @@ mod client;
 mod db;
 mod forge;
 mod net;
+mod oidc;
 mod payloads;
 mod process;
 mod smtp;
 mod verifier;
 
-pub(crate) use app::{TestApp, master_key, spawn_app, spawn_app_with, spawn_on};
+pub(crate) use app::{
+    TestApp, master_key, spawn_app, spawn_app_with, spawn_on,
+    stable_master_key as master_key_of_tests,
+};
 pub(crate) use client::Client;
 pub(crate) use db::TestDb;
 pub(crate) use forge::{
     claims_of, ed25519, forge, forge_hs256, jwk, kid_of, spawn_app_signing_with,
 };
 pub(crate) use net::free_port;
+pub(crate) use oidc::{OidcClient, OidcConfig, OidcProvider};
 pub(crate) use payloads::{
     AuthPayload, Gql, MachineToken, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, code,
 };

@@ -3,6 +3,7 @@
 
 mod auth;
 mod machine_token;
+mod oauth;
 mod profile;
 mod session;
 mod settings;
@@ -16,6 +17,10 @@ pub use auth::{
     SignInInput, SignUpInput, VerifyOtpInput,
 };
 pub use machine_token::{ApiToken, CreateApiTokenInput, CreatedApiToken};
+pub use oauth::{
+    CompleteOAuthInput, Connection, ConnectionTokens, IdTokenInput, OAuthStart, ProviderConfig,
+    ProviderInput, ProviderKind, SignInProvider, StartOAuthInput,
+};
 pub use profile::{NameInput, PublicUser, UpdateProfileInput, VerifyEmailInput};
 pub(crate) use session::sessions_for;
 pub use session::{Device, Session};

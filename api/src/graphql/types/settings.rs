@@ -336,6 +336,8 @@ pub struct TenantInfo {
     pub sign_in_methods: Vec<String>,
     /// Enabled sign-in providers, by name.
     pub providers: Vec<String>,
+    /// The same providers as sign-in buttons: name, kind and display name (nothing secret).
+    pub sign_in_providers: Vec<super::SignInProvider>,
     /// Whether new accounts may be created.
     pub sign_up_enabled: bool,
     /// Looks (no mail settings).
@@ -380,6 +382,7 @@ impl TenantInfo {
             name: tenant.name.clone(),
             sign_in_methods: methods,
             providers: Vec::new(),
+            sign_in_providers: Vec::new(),
             sign_up_enabled: s.sign_up_enabled,
             branding: PublicBranding {
                 product_name: b
