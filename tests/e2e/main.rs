@@ -6,6 +6,7 @@ mod support;
 
 mod account;
 mod admin_settings;
+mod admin_users;
 mod emails;
 mod hardening;
 mod http;

@@ -130,5 +130,9 @@ named! {
         AdminRevoked => "admin_revoked",
         /// The address was proven by its owner, ending the sessions of an unproven password.
         EmailProven => "email_proven",
+        /// An admin disabled the account.
+        Disabled => "disabled",
+        /// Unused for longer than the tenant's idle lifetime.
+        Idle => "idle",
     }
 }

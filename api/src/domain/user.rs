@@ -57,6 +57,8 @@ pub struct User {
     pub configured_roles: Vec<String>,
     /// Access tokens issued at or before this second are revoked.
     pub tokens_valid_after: i64,
+    /// When an admin disabled the account; a disabled account cannot sign in.
+    pub disabled_at: Option<Millis>,
     /// Creation time.
     pub created_at: Millis,
 }

@@ -2,10 +2,10 @@
 //! through the one admin guard ([`Access::Admin`]: a user with role `admin`, or a machine
 //! token with scope `admin`, of this tenant).
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ID, Object};
 
 use super::guard::Access;
-use super::types::{Settings, SettingsInput};
+use super::types::{AdminUserInput, Settings, SettingsInput, User, UserConnection};
 use super::{GqlResultExt, caller, parts};
 
 /// Admin queries.
@@ -22,6 +22,36 @@ impl AdminQuery {
             .await
             .gql()
             .map(Settings::from)
+    }
+
+    /// The tenant's users, newest first (admin): `first` (default 20, at most 100) after the
+    /// cursor `after`; `search` matches part of an active address or of the name,
+    /// case-insensitively. Keyset pages: users signing up meanwhile do not shift them.
+    #[graphql(guard = "Access::Admin")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i64>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> async_graphql::Result<UserConnection> {
+        let (auth, request) = parts(ctx)?;
+        auth.users(&request.tenant, first, after.as_deref(), search.as_deref())
+            .await
+            .gql()
+            .map(UserConnection::from)
+    }
+
+    /// A user of the tenant by id or active address (admin); null when there is none.
+    #[graphql(guard = "Access::Admin")]
+    async fn admin_user(
+        &self,
+        ctx: &Context<'_>,
+        id_or_email: String,
+    ) -> async_graphql::Result<Option<User>> {
+        let (auth, request) = parts(ctx)?;
+        let user = auth.admin_user(&request.tenant, &id_or_email).await.gql()?;
+        Ok(user.map(User))
     }
 }
 
@@ -47,5 +77,29 @@ impl AdminMutation {
             .await
             .gql()
             .map(Settings::from)
+    }
+
+    /// Change a user of the tenant (admin): name, roles, metadata, disabled, addresses. All
+    /// is checked first and written with its audit events in one transaction; `NOT_FOUND`
+    /// for anyone outside the tenant.
+    #[graphql(guard = "Access::Admin")]
+    async fn admin_update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: AdminUserInput,
+    ) -> async_graphql::Result<User> {
+        let (auth, request) = parts(ctx)?;
+        let caller = caller(ctx).await?;
+        auth.admin_update_user(
+            &request.tenant,
+            caller,
+            &id,
+            input.into_update(),
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(User)
     }
 }

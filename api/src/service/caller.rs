@@ -89,13 +89,24 @@ impl Auth {
                 "this token belongs to another tenant".into(),
             ));
         }
-        let session = match self.store.session(&tenant.id, &claims.sid).await {
+        let (session, cutoff) = match self
+            .store
+            .session_with_cutoff(&tenant.id, &claims.sid)
+            .await
+        {
             Err(StoreError::NotFound) => return Err(Error::Unauthenticated("session has ended")),
             other => other?,
         };
         let now = now_ms();
         if !session.is_active(now) || session.user_id != claims.sub {
             return Err(Error::Unauthenticated("session has ended"));
+        }
+        // A user cut-off (roles changed, say) refuses the tokens issued until then; the
+        // session's next refresh gets one with what holds now.
+        if claims.iat <= cutoff {
+            return Err(Error::Unauthenticated(
+                "access token was revoked; refresh it",
+            ));
         }
         if now - session.last_seen_at > 60_000 {
             self.store.touch_session(&session.id, now).await?;

@@ -192,6 +192,9 @@ impl Auth {
             }
         };
         let mut user = owner.user;
+        // Before the proof below changes the account.
+        self.refuse_disabled(tenant, &user, SignInMethod::Otp, origin)
+            .await?;
         if !owner.verified {
             self.first_proof(tenant, &mut user, &email, origin).await?;
         }
@@ -225,6 +228,9 @@ impl Auth {
             return Ok(());
         }
         self.feed.announce().await;
+        // The proof cut off the user's tokens until this second: the session about to start
+        // must mint past it (the verifier and the API refuse `iat <= cutoff`).
+        user.tokens_valid_after = user.tokens_valid_after.max(now_ms() / 1000);
         let password_removed = user.password_hash.take().is_some();
         self.audit_detail(
             tenant,

@@ -5,6 +5,7 @@
 //! here knows HTTP or GraphQL.
 
 mod account;
+mod admin_users;
 mod audit;
 mod caller;
 mod challenges;
@@ -24,6 +25,7 @@ mod sign_in;
 mod tenants;
 mod tokens;
 
+pub use admin_users::{AdminUserUpdate, UserPage};
 pub use caller::Caller;
 pub use challenges::OtpChallenge;
 pub use limits::lock_duration_ms;

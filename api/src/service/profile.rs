@@ -137,6 +137,20 @@ fn parse_email(raw: &str) -> Result<Email> {
 }
 
 impl Auth {
+    /// Check `metadata` as a user's: a JSON object within the size limit that satisfies the
+    /// tenant's `metadataSchema` (also for admins' changes).
+    pub(super) fn check_user_metadata(
+        &self,
+        tenant: &Tenant,
+        metadata: &serde_json::Value,
+    ) -> Result<()> {
+        check_metadata(metadata)?;
+        if let Some(validator) = self.profiles.validator(tenant)? {
+            check_against(&validator, metadata)?;
+        }
+        Ok(())
+    }
+
     /// Change the caller's name, avatar and metadata; what is not given stays. Every part
     /// is checked before anything is written; the change and its audit events (profile,
     /// avatar) commit together.

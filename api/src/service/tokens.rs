@@ -61,6 +61,9 @@ impl Auth {
             return Err(INVALID);
         }
         let user = self.store.user_by_id(&tenant.id, &session.user_id).await?;
+        if user.disabled_at.is_some() {
+            return Err(INVALID);
+        }
         if row.used_at.is_none() {
             let pair = self.mint_pair(tenant, &user, &session.id)?;
             let sealed = self.master.seal(
@@ -173,6 +176,10 @@ impl Auth {
         forget_attempts_of: Option<&Email>,
         connection: Option<&ConnectionWrite>,
     ) -> Result<Issued> {
+        // Every way in (password, code, reset, provider) ends here: a disabled account is
+        // refused once its credentials proved right, so a wrong password still says only
+        // `INVALID_CREDENTIALS`.
+        self.refuse_disabled(tenant, &user, method, origin).await?;
         let refresh_token = crypto::random_token(32);
         let id = new_id();
         let audit = AuditEvent {
@@ -214,6 +221,35 @@ impl Auth {
             user,
             session,
         })
+    }
+
+    /// `FORBIDDEN` ("account disabled") for a disabled account, with an audit event; the
+    /// sign-in paths call it once the credentials proved right and before they change
+    /// anything.
+    pub(super) async fn refuse_disabled(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        method: SignInMethod,
+        origin: &Device,
+    ) -> Result<()> {
+        if user.disabled_at.is_none() {
+            return Ok(());
+        }
+        self.store
+            .audit(
+                &tenant.id,
+                AuditEvent {
+                    action: AuditAction::UserSignInDisabled,
+                    actor: Some(Caller::user_actor(&user.id)),
+                    user_id: Some(&user.id),
+                    session_id: None,
+                    ip: origin.ip.as_deref(),
+                    detail: serde_json::json!({ "method": method.as_str() }),
+                },
+            )
+            .await;
+        Err(Error::Forbidden("account disabled".into()))
     }
 
     fn mint_pair(&self, tenant: &Tenant, user: &User, session_id: &str) -> Result<TokenPair> {

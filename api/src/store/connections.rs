@@ -188,6 +188,7 @@ impl Store {
             roles: vec![],
             configured_roles: vec![],
             tokens_valid_after: 0,
+            disabled_at: None,
             created_at: now,
         };
         let mut tx = self.pool().begin().await?;

@@ -241,6 +241,24 @@ impl Store {
         session(&row)
     }
 
+    /// A session of the tenant with its user's token cut-off (access tokens issued at or
+    /// before that second are refused), in one read for every authenticated request.
+    pub async fn session_with_cutoff(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> StoreResult<(Session, i64)> {
+        let row = sqlx::query(
+            "SELECT s.id, s.tenant_id, s.user_id, s.method, s.user_agent, s.os, s.browser, s.ip,              s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, u.tokens_valid_after              FROM sessions s JOIN users u ON u.id = s.user_id              WHERE s.tenant_id = $1 AND s.id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok((session(&row)?, row.try_get("tokens_valid_after")?))
+    }
+
     /// The user's sessions that are neither revoked nor expired, newest first.
     pub async fn active_sessions(
         &self,

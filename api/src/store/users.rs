@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::sessions::{Revoking, end_user_sessions};
 use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column, some_row};
-use crate::domain::{Email, EmailState, User, UserEmail, new_id, now_ms};
+use crate::domain::{Email, EmailState, Millis, User, UserEmail, new_id, now_ms};
 
 /// A user found by one of their active addresses, and whether that address is proven.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,7 @@ pub struct NewUser<'a> {
 macro_rules! user_columns {
     () => {
         "u.id, u.tenant_id, u.password_hash, u.name_first, u.name_last, u.name_display, \
-         u.avatar, u.metadata, u.roles, u.configured_roles, u.tokens_valid_after, u.created_at"
+         u.avatar, u.metadata, u.roles, u.configured_roles, u.tokens_valid_after, u.disabled_at, u.created_at"
     };
 }
 
@@ -54,6 +54,7 @@ fn user(row: &AnyRow) -> StoreResult<User> {
         roles: json_column(&row.try_get::<String, _>("roles")?),
         configured_roles: json_column(&row.try_get::<String, _>("configured_roles")?),
         tokens_valid_after: row.try_get("tokens_valid_after")?,
+        disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -75,6 +76,7 @@ impl Store {
             roles: new.roles,
             configured_roles: new.configured_roles,
             tokens_valid_after: 0,
+            disabled_at: None,
             created_at: now,
         };
         let mut tx = self.pool().begin().await?;
@@ -279,4 +281,297 @@ pub(crate) async fn mark_verified(
 
 fn json_text(values: &[String]) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+/// Where a page of users starts: after this user (newest first), or at the top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCursor {
+    /// `created_at` of the last user of the previous page.
+    pub created_at: Millis,
+    /// Its id.
+    pub id: String,
+}
+
+/// What an admin changes on a user, all in one transaction (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct AdminChanges {
+    /// New name parts, all three.
+    pub name: Option<(Option<String>, Option<String>, Option<String>)>,
+    /// New metadata.
+    pub metadata: Option<serde_json::Value>,
+    /// New roles, and which of them configuration still grants. Raises the user's token
+    /// cut-off (with a `user` feed entry) so that tokens carrying the old roles are refused;
+    /// sessions go on, and their next token carries the new roles.
+    pub roles: Option<(Vec<String>, Vec<String>)>,
+    /// `Some(true)` disables the account and ends every session; `Some(false)` enables it.
+    pub disabled: Option<bool>,
+    /// The account's active addresses, primary first: addresses not listed become previous
+    /// ones, new ones are added active and proven (an admin vouches for them).
+    pub emails: Option<Vec<Email>>,
+}
+
+/// `LIKE` pattern matching `search` anywhere, with `%`, `_` and `\` taken literally.
+fn contains_pattern(search: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The search condition of [`Store::users_page`] and [`Store::count_users`] on `$1` (tenant)
+/// and `$2` (the pattern, or empty for none); the expressions match the trigram indexes of
+/// migration 0005 on PostgreSQL.
+macro_rules! search_condition {
+    () => {
+        "u.tenant_id = $1 AND ($2 = '' \
+         OR u.id IN (SELECT e.user_id FROM user_emails e WHERE e.tenant_id = $1 \
+                     AND e.state = 'active' AND e.email LIKE $2 ESCAPE '\\') \
+         OR lower(COALESCE(u.name_display, '') || ' ' || COALESCE(u.name_first, '') || ' ' || \
+                  COALESCE(u.name_last, '')) LIKE $2 ESCAPE '\\')"
+    };
+}
+
+impl Store {
+    /// Up to `limit` users of the tenant after `after`, newest first (by creation time, then
+    /// id), whose active address or name contains `search` (case-insensitively).
+    pub async fn users_page(
+        &self,
+        tenant_id: &str,
+        search: Option<&str>,
+        after: Option<&UserCursor>,
+        limit: i64,
+    ) -> StoreResult<Vec<User>> {
+        let pattern = search.map(contains_pattern).unwrap_or_default();
+        let (at, id) = after.map_or((Millis::MAX, ""), |c| (c.created_at, c.id.as_str()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE ",
+            search_condition!(),
+            " AND (u.created_at < $3 OR (u.created_at = $3 AND u.id < $4)) \
+             ORDER BY u.created_at DESC, u.id DESC LIMIT $5"
+        ))
+        .bind(tenant_id)
+        .bind(pattern)
+        .bind(at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(user).collect()
+    }
+
+    /// How many users of the tenant match `search` (all of them without one).
+    pub async fn count_users(&self, tenant_id: &str, search: Option<&str>) -> StoreResult<i64> {
+        let pattern = search.map(contains_pattern).unwrap_or_default();
+        let row = sqlx::query(concat!(
+            "SELECT COUNT(*) AS n FROM users u WHERE ",
+            search_condition!()
+        ))
+        .bind(tenant_id)
+        .bind(pattern)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Apply an admin's `changes` to a user with the audit `events`, in one transaction;
+    /// `NotFound` when the tenant has no such user, `Conflict("email")` when another account
+    /// holds one of the new addresses. Returns how many sessions a disable ended.
+    pub async fn admin_update_user(
+        &self,
+        revoking: Revoking<'_>,
+        user_id: &str,
+        changes: &AdminChanges,
+        events: &[super::audit::AuditEvent<'_>],
+    ) -> StoreResult<u64> {
+        let tenant_id = &revoking.tenant.id;
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        some_row(
+            sqlx::query("UPDATE users SET updated_at = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(now)
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?,
+        )?;
+        if let Some((first, last, display)) = &changes.name {
+            sqlx::query(
+                "UPDATE users SET name_first = $1, name_last = $2, name_display = $3 \
+                 WHERE tenant_id = $4 AND id = $5",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(display)
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(metadata) = &changes.metadata {
+            sqlx::query("UPDATE users SET metadata = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(metadata.to_string())
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(emails) = &changes.emails {
+            replace_active_emails(&mut tx, tenant_id, user_id, emails, now).await?;
+        }
+        let mut ended = 0;
+        match changes.disabled {
+            Some(true) => {
+                sqlx::query(
+                    "UPDATE users SET disabled_at = $1 WHERE tenant_id = $2 AND id = $3 \
+                     AND disabled_at IS NULL",
+                )
+                .bind(now)
+                .bind(tenant_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+                ended = end_user_sessions(&mut tx, revoking, user_id).await?;
+            }
+            Some(false) => {
+                sqlx::query("UPDATE users SET disabled_at = NULL WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None => {}
+        }
+        if let Some((roles, configured)) = &changes.roles {
+            sqlx::query(
+                "UPDATE users SET roles = $1, configured_roles = $2 WHERE tenant_id = $3 AND id = $4",
+            )
+            .bind(json_text(roles))
+            .bind(json_text(configured))
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            if changes.disabled != Some(true) {
+                cut_off_tokens(&mut tx, revoking, user_id).await?;
+            }
+        }
+        for event in events {
+            super::audit::insert_audit(&mut *tx, tenant_id, event).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
+
+/// Refuse every access token of the user issued until now, sessions left running: the
+/// cut-off raised past every token minted so far and a `user` entry on the feed.
+async fn cut_off_tokens(
+    tx: &mut AnyConnection,
+    revoking: Revoking<'_>,
+    user_id: &str,
+) -> StoreResult<()> {
+    // Tokens minted since the last cut-off carry at least its second + 1 (see
+    // `mint_access`), possibly a second ahead of now: the new cut-off covers them too.
+    let row = sqlx::query(
+        "UPDATE users SET tokens_valid_after = CASE WHEN tokens_valid_after + 1 > $1 \
+         THEN tokens_valid_after + 1 ELSE $1 END \
+         WHERE tenant_id = $2 AND id = $3 RETURNING tokens_valid_after",
+    )
+    .bind(now_ms() / 1000)
+    .bind(&revoking.tenant.id)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let cutoff: i64 = row.try_get("tokens_valid_after")?;
+    let entry = auth_protocol::RevocationEntry::user(
+        &revoking.tenant.slug,
+        user_id,
+        cutoff,
+        revoking.horizon,
+    );
+    super::revocations::record(&mut *tx, &entry).await?;
+    Ok(())
+}
+
+/// Make `emails` (primary first) the user's active addresses inside `tx`.
+async fn replace_active_emails(
+    tx: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    emails: &[Email],
+    now: Millis,
+) -> StoreResult<()> {
+    let listed: Vec<&str> = emails.iter().map(Email::as_str).collect();
+    let current = sqlx::query(
+        "SELECT email FROM user_emails WHERE tenant_id = $1 AND user_id = $2 AND state = 'active'",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in &current {
+        let email: String = row.try_get("email")?;
+        if !listed.contains(&email.as_str()) {
+            sqlx::query(
+                "UPDATE user_emails SET state = 'previous', is_primary = 0 \
+                 WHERE tenant_id = $1 AND user_id = $2 AND email = $3 AND state = 'active'",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    sqlx::query("UPDATE user_emails SET is_primary = 0 WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    for (i, email) in listed.iter().enumerate() {
+        let primary = i64::from(i == 0);
+        let kept = sqlx::query(
+            "UPDATE user_emails SET is_primary = $1 \
+             WHERE tenant_id = $2 AND user_id = $3 AND email = $4 AND state = 'active'",
+        )
+        .bind(primary)
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(*email)
+        .execute(&mut *tx)
+        .await?;
+        if kept.rows_affected() == 0 {
+            // A pending or previous row of this user for the address gives way to the new one.
+            sqlx::query(
+                "DELETE FROM user_emails WHERE tenant_id = $1 AND user_id = $2 AND email = $3 \
+                 AND state <> 'active'",
+            )
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(*email)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO user_emails (id, tenant_id, user_id, email, state, is_primary, created_at, verified_at) \
+                 VALUES ($1, $2, $3, $4, 'active', $5, $6, $6)",
+            )
+            .bind(new_id())
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(*email)
+            .bind(primary)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_on_unique("email"))?;
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! GraphQL object and input types, mapped from the service's records: one file per
 //! aggregate, as in the other layers.
 
+mod admin_user;
 mod auth;
 mod machine_token;
 mod oauth;
@@ -12,6 +13,7 @@ mod user;
 
 use async_graphql::{Scalar, ScalarType, Value};
 
+pub use admin_user::{AdminUserInput, PageInfo, UserConnection, UserEdge};
 pub use auth::{
     AuthPayload, ChangePasswordInput, OtpChallenge, RequestOtpInput, ResetPasswordInput,
     SignInInput, SignUpInput, VerifyOtpInput,

@@ -107,6 +107,10 @@ impl User {
     async fn metadata(&self) -> Json<serde_json::Value> {
         Json(self.0.metadata.clone())
     }
+    /// Whether an admin disabled the account (it cannot sign in).
+    async fn disabled(&self) -> bool {
+        self.0.disabled_at.is_some()
+    }
     /// When the account was created.
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
