@@ -108,6 +108,24 @@ pub struct Config {
     #[arg(long, env = "AUTH_AVATAR_MAX_BYTES", default_value_t = 256 * 1024, global = true)]
     pub avatar_max_bytes: usize,
 
+    /// Most `sessionEvents` subscriptions one session may hold open at once (per process).
+    #[arg(
+        long,
+        env = "AUTH_SUBSCRIPTIONS_PER_SESSION",
+        default_value_t = 5,
+        global = true
+    )]
+    pub subscriptions_per_session: usize,
+
+    /// Most `sessionEvents` subscriptions this process holds open at once.
+    #[arg(
+        long,
+        env = "AUTH_SUBSCRIPTIONS_MAX",
+        default_value_t = 20_000,
+        global = true
+    )]
+    pub subscriptions_max: usize,
+
     /// Outgoing mail server, e.g. `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://user:pass@host:465` (TLS); unset = mail is written to the log.
     #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]

@@ -23,20 +23,26 @@ pub enum RevocationKind {
     Key,
     /// The machine token `id` (deleted) (`api_token`).
     ApiToken,
+    /// Not a revocation: the session `id` was created (`session_created`). The API's
+    /// `sessionEvents` subscriptions follow these through the same feed (and across replicas);
+    /// the machine endpoints do not list or stream them, and a verifier that meets one
+    /// ignores it: it revokes nothing.
+    SessionCreated,
 }
 
 impl RevocationKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RevocationKind; 5] = [
+    pub const ALL: [RevocationKind; 6] = [
         RevocationKind::Session,
         RevocationKind::User,
         RevocationKind::Tenant,
         RevocationKind::Key,
         RevocationKind::ApiToken,
+        RevocationKind::SessionCreated,
     ];
 
-    /// The kind's name: `session`, `user`, `tenant`, `key` or `api_token`, as serialized and
-    /// as stored.
+    /// The kind's name: `session`, `user`, `tenant`, `key`, `api_token` or `session_created`,
+    /// as serialized and as stored.
     pub const fn as_str(self) -> &'static str {
         match self {
             RevocationKind::Session => "session",
@@ -44,6 +50,7 @@ impl RevocationKind {
             RevocationKind::Tenant => "tenant",
             RevocationKind::Key => "key",
             RevocationKind::ApiToken => "api_token",
+            RevocationKind::SessionCreated => "session_created",
         }
     }
 
@@ -151,6 +158,22 @@ impl RevocationEntry {
         )
     }
 
+    /// Says that session `sid` of `tenant` was created (revokes nothing), kept until
+    /// `horizon`.
+    pub fn session_created(
+        tenant: impl Into<String>,
+        sid: impl Into<String>,
+        horizon: i64,
+    ) -> Self {
+        Self::new(
+            RevocationKind::SessionCreated,
+            tenant.into(),
+            sid.into(),
+            None,
+            horizon,
+        )
+    }
+
     /// Revokes the machine token `id` of `tenant` (deleted), kept until `horizon`.
     pub fn api_token(tenant: impl Into<String>, id: impl Into<String>, horizon: i64) -> Self {
         Self::new(
@@ -172,7 +195,7 @@ impl RevocationEntry {
     /// | `key` | `kid == id` |
     ///
     /// A `user` or `tenant` entry without a cut-off covers every `iat`; `api_token` entries
-    /// concern machine tokens only.
+    /// concern machine tokens only; `session_created` entries revoke nothing.
     pub fn revokes(&self, claims: &AccessClaims, kid: &str) -> bool {
         let cut = |iat: i64| self.iat_cutoff.is_none_or(|cutoff| iat <= cutoff);
         match self.kind {
@@ -182,7 +205,7 @@ impl RevocationEntry {
             }
             RevocationKind::Tenant => self.id == claims.tid && cut(claims.iat),
             RevocationKind::Key => self.id == kid,
-            RevocationKind::ApiToken => false,
+            RevocationKind::ApiToken | RevocationKind::SessionCreated => false,
         }
     }
 
@@ -195,7 +218,8 @@ impl RevocationEntry {
     /// | `api_token` | `client_id == id` (the token was deleted) |
     /// | `tenant` | `tid == id` and `iat <= iat_cutoff`; an entry without a cut-off, or an answer without `iat`, counts as covered |
     ///
-    /// `session`, `user` and `key` entries concern access tokens only.
+    /// `session`, `user` and `key` entries concern access tokens only (`session_created`
+    /// revokes nothing).
     pub fn revokes_machine(&self, client_id: &str, tid: &str, iat: Option<i64>) -> bool {
         match self.kind {
             RevocationKind::ApiToken => self.id == client_id,
@@ -206,7 +230,10 @@ impl RevocationEntry {
                         _ => true,
                     }
             }
-            RevocationKind::Session | RevocationKind::User | RevocationKind::Key => false,
+            RevocationKind::Session
+            | RevocationKind::User
+            | RevocationKind::Key
+            | RevocationKind::SessionCreated => false,
         }
     }
 }
@@ -241,7 +268,17 @@ mod tests {
     #[test]
     fn kind_names_are_one_list_for_serde_as_str_and_parse() {
         let names: Vec<&str> = RevocationKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["session", "user", "tenant", "key", "api_token"]);
+        assert_eq!(
+            names,
+            [
+                "session",
+                "user",
+                "tenant",
+                "key",
+                "api_token",
+                "session_created"
+            ]
+        );
         for kind in RevocationKind::ALL {
             assert_eq!(
                 serde_json::to_string(&kind).unwrap(),

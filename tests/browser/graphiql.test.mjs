@@ -10,7 +10,9 @@
 //      request, CSP violation or page error fails the test.
 //   4. Opens /graphql, waits for the editor, opens the docs explorer and finds `signUp`,
 //      runs the example document: SignUp (asserts an accessToken in the result pane), then
-//      the "use tokens" button, Me, Sessions, Refresh and SignOut.
+//      the "use tokens" button, Me, SessionEvents over WebSocket (a sign-in elsewhere shows
+//      up as CREATED; stopping it frees the subscription on the server), Sessions, Refresh
+//      and SignOut.
 //   5. Saves a screenshot to tests/artifacts/graphiql.png (graphiql-failure.png on failure).
 //   6. Starts the binary again with AUTH_GRAPHIQL=false: no page, no introspection.
 //
@@ -317,6 +319,52 @@ async function runOperation(page, name, expect) {
   return json;
 }
 
+/** The subscriptions this server holds, from its /metrics. */
+async function openSubscriptions(origin) {
+  const text = await fetch(`${origin}/metrics`).then((r) => r.text());
+  const line = text.split('\n').find((l) => l.startsWith('auth_subscriptions_active '));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+/** Runs the example subscription on the page: a sign-in elsewhere shows up as CREATED. */
+async function runSubscription(page, origin) {
+  await page.locator('.graphiql-execute-button').click();
+  const item = page.getByRole('menuitem', { name: 'SessionEvents', exact: true });
+  await item.waitFor({ state: 'visible' }).catch(() => fail('the operation picker does not offer SessionEvents'));
+  await item.click();
+  let deadline = Date.now() + STEP_TIMEOUT;
+  while ((await openSubscriptions(origin)) < 1) {
+    if (Date.now() > deadline) fail('SessionEvents: the server never held the page\'s subscription');
+    await sleep(100);
+  }
+  // Another device signs in: the page hears of the new session.
+  const other = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-Tenant': 'default' },
+    body: JSON.stringify({
+      query: 'mutation { signIn(input: {email: "ada@example.com", password: "correct horse battery staple"}) { session { id } } }'
+    })
+  }).then((r) => r.json());
+  const sessionId = other.data?.signIn?.session?.id;
+  if (!sessionId) fail(`SessionEvents: the sign-in elsewhere failed: ${JSON.stringify(other)}`);
+  let value = '';
+  deadline = Date.now() + STEP_TIMEOUT;
+  while (!(value.includes('"CREATED"') && value.includes(sessionId))) {
+    if (Date.now() > deadline) fail(`SessionEvents: the result pane never showed CREATED for ${sessionId}:\n${value}`);
+    await sleep(100);
+    value = (await editorValue(page, RESULT)) || '';
+  }
+  log(`SessionEvents: result pane shows "CREATED" for ${sessionId}`);
+  // ■ stops it; the server lets go of the subscription.
+  await page.locator('.graphiql-execute-button').click();
+  deadline = Date.now() + STEP_TIMEOUT;
+  while ((await openSubscriptions(origin)) > 0) {
+    if (Date.now() > deadline) fail('SessionEvents: stopping did not end the subscription on the server');
+    await sleep(100);
+  }
+  log('SessionEvents: stopped, the server holds no subscription');
+}
+
 async function run(page, origin, checkClean) {
   const url = `${origin}/graphql`;
   log(`opening ${url}`);
@@ -334,8 +382,8 @@ async function run(page, origin, checkClean) {
     .waitFor({ state: 'visible' })
     .catch(() => fail('the GraphiQL query editor did not appear'));
   const doc = await editorValue(page, '.graphiql-query-editor .CodeMirror');
-  for (const op of ['SignUp', 'SignIn', 'Me', 'Sessions', 'Refresh', 'SignOut']) {
-    if (!new RegExp(`(query|mutation) ${op}\\b`).test(doc || '')) fail(`the example document lacks operation ${op}`);
+  for (const op of ['SignUp', 'SignIn', 'Me', 'SessionEvents', 'Sessions', 'Refresh', 'SignOut']) {
+    if (!new RegExp(`(query|mutation|subscription) ${op}\\b`).test(doc || '')) fail(`the example document lacks operation ${op}`);
   }
   const headersPane = await page.evaluate(() =>
     [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')].map((el) => el.CodeMirror.getValue()).join('\n')
@@ -394,6 +442,7 @@ async function run(page, origin, checkClean) {
   log('"use tokens" set Authorization: Bearer … and $refreshToken');
 
   await runOperation(page, 'Me', ['ada@example.com', '"display": "Ada"']);
+  await runSubscription(page, origin);
   await runOperation(page, 'Sessions', ['"current": true']);
   await runOperation(page, 'Refresh', ['"accessToken"']);
   await page.locator('[data-testid="use-tokens"]').click();

@@ -22,6 +22,7 @@ mod schema;
 mod sessions;
 mod shutdown;
 mod sign_up;
+mod subscriptions;
 mod tenants;
 mod tokens;
 mod verifier;

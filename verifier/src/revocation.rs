@@ -58,6 +58,8 @@ impl Index {
             RevocationKind::ApiToken => {
                 self.api_tokens.insert(e.id.clone());
             }
+            // Not a revocation (the API does not send these to verifiers): nothing to apply.
+            RevocationKind::SessionCreated => {}
         }
     }
 
@@ -265,6 +267,8 @@ mod tests {
             entry(4, RevocationKind::Key, "t1", "k4", None),
             entry(5, RevocationKind::ApiToken, "t1", "m5", None),
             entry(6, RevocationKind::User, "t1", "u2", Some(80)),
+            // A created session revokes nothing, even the session it names.
+            entry(7, RevocationKind::SessionCreated, "t1", "s7", None),
         ];
         let set = RevocationSet::default();
         set.replace(RevocationList {
@@ -279,7 +283,9 @@ mod tests {
             claims("t2", "u2", "s9", 10),
             claims("t3", "u", "s", 50),
             claims("t3", "u", "s", 51),
+            claims("t1", "u7", "s7", 10),
         ];
+        assert!(!entries[6].revokes(&cases[7], "k1"));
         for kid in ["k1", "k4"] {
             for c in &cases {
                 let expected = entries.iter().any(|e| e.revokes(c, kid));

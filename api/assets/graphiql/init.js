@@ -4,7 +4,7 @@
 // - a fetcher that POSTs JSON to the page's own URL (the GraphQL endpoint) with the headers
 //   of GraphiQL's headers pane, and runs subscriptions over graphql-transport-ws at
 //   `<endpoint>/ws` (the headers go in the connection_init payload);
-// - the example document (sign up, sign in, me, sessions, refresh, sign out);
+// - the example document (sign up, sign in, me, session events, sessions, refresh, sign out);
 // - a headers pane prefilled with {"X-Tenant": "default"} (headers are not persisted);
 // - a toolbar button that, once a result carried tokens, puts the access token into the
 //   Authorization header and the refresh token into the variables.
@@ -42,6 +42,9 @@
     '# 2. Click the key button (editor toolbar, under copy): it puts the access token into',
     '#    the Authorization header and the refresh token into the variables.',
     '# 3. Me, Sessions, Refresh and SignOut then run as the signed-in user.',
+    '# 4. SessionEvents runs over WebSocket (graphql-transport-ws, headers in connection_init)',
+    '#    and shows each session of the user created or revoked, live: sign in somewhere else',
+    '#    (or run SignIn in another tab) and watch. Press ■ to stop it.',
     '# The tenant is the X-Tenant header (Headers pane below); without it: "default".',
     '',
     'mutation SignUp {',
@@ -63,6 +66,10 @@
     '',
     'query Me {',
     '  me { id name { display } emails { primary active } roles createdAt }',
+    '}',
+    '',
+    'subscription SessionEvents {',
+    '  sessionEvents { kind sessionId at }',
     '}',
     '',
     'query Sessions {',

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod mutation;
 pub mod oauth;
@@ -14,7 +15,7 @@ pub mod types;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use tokio::sync::OnceCell;
 
 use crate::domain::Device;
@@ -41,8 +42,12 @@ pub struct Mutation(
     oauth::OAuthMutation,
 );
 
+/// The root subscription: each area's subscriptions, merged (one module per area).
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(events::EventsSubscription);
+
 /// The schema type.
-pub type AuthSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AuthSchema = Schema<Query, Mutation, Subscription>;
 
 /// Largest nesting depth of a query.
 pub const MAX_DEPTH: usize = 16;
@@ -53,9 +58,13 @@ pub const MAX_COMPLEXITY: usize = 250;
 
 /// Build the schema over the service.
 pub fn schema(auth: Option<Auth>, introspection: bool) -> AuthSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY);
     if !introspection {
         // "Did you mean …" names real fields: a schema leak when introspection is off.
         builder = builder.disable_introspection().disable_suggestions();

@@ -211,7 +211,7 @@ fn label_request_errors(response: &mut BatchResponse) {
 }
 
 /// The client's address and device: `X-Forwarded-For` is believed only from trusted proxies.
-fn origin(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Device {
+pub(super) fn origin(config: &Config, peer: SocketAddr, headers: &HeaderMap) -> Device {
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

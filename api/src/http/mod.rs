@@ -8,6 +8,7 @@ mod graphql;
 pub mod machine;
 mod ops;
 mod well_known;
+pub mod ws;
 
 pub use ops::metrics_handle;
 
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
     let graphiql_assets = format!("{}{{file}}", graphiql::ASSET_PREFIX);
     Router::new()
         .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_post))
+        .route("/graphql/ws", get(ws::graphql_ws))
         .route(&graphiql_assets, get(graphiql::asset))
         .route("/.well-known/jwks.json", get(well_known::jwks))
         .route("/.well-known/openid-configuration", get(well_known::openid_configuration))

@@ -38,6 +38,11 @@ impl Caller {
         }
     }
 
+    /// Whether the caller is a signed-in user (not a machine token).
+    pub fn is_user(&self) -> bool {
+        matches!(self, Caller::User { .. })
+    }
+
     /// Whether the caller is a machine token with `scope`.
     pub fn has_scope(&self, scope: Scope) -> bool {
         matches!(self, Caller::Machine { scopes, .. } if scopes.contains(&scope))

@@ -1,5 +1,7 @@
 //! The revocation feed on the API side: entries are written to the `revocations` table and
-//! fanned out to every subscriber (the SSE streams verifiers follow).
+//! fanned out to every subscriber: the SSE streams verifiers follow (revocations only) and
+//! the `sessionEvents` subscriptions (revocations and `session_created` entries, with the
+//! user each session belongs to).
 //!
 //! Every replica runs one poller that reads new entries from the database and broadcasts
 //! them. It wakes when this process publishes, when PostgreSQL `NOTIFY auth_revocations`
@@ -18,6 +20,7 @@ use tokio::sync::{Notify, broadcast};
 use super::keys::KeyRing;
 use crate::domain::{Millis, now_ms};
 use crate::store::Store;
+pub use crate::store::revocations::FeedItem;
 
 /// How often the poller looks at the database without being woken.
 const TICK: Duration = Duration::from_secs(1);
@@ -31,16 +34,19 @@ pub struct Feed {
     store: Store,
     wake: Arc<Notify>,
     events: broadcast::Sender<RevocationEntry>,
+    items: broadcast::Sender<Arc<FeedItem>>,
 }
 
 impl Feed {
     /// A feed over `store`; call [`Feed::run`] to start fanning out.
     pub fn new(store: Store) -> Self {
         let (events, _) = broadcast::channel(4096);
+        let (items, _) = broadcast::channel(4096);
         Self {
             store,
             wake: Arc::new(Notify::new()),
             events,
+            items,
         }
     }
 
@@ -52,9 +58,15 @@ impl Feed {
         self.store.notify_revocations().await;
     }
 
-    /// New entries as this replica learns of them. A lagging receiver must reload.
+    /// New revocation entries as this replica learns of them. A lagging receiver must reload.
     pub fn subscribe(&self) -> broadcast::Receiver<RevocationEntry> {
         self.events.subscribe()
+    }
+
+    /// Every new entry, `session_created` ones included, with its user and time: what the
+    /// `sessionEvents` subscriptions follow. A lagging receiver must look at the database.
+    pub fn subscribe_items(&self) -> broadcast::Receiver<Arc<FeedItem>> {
+        self.items.subscribe()
     }
 
     /// The poller; runs until the process ends. On a `key` entry it reloads `keys` before
@@ -77,9 +89,10 @@ impl Feed {
             .listen_revocations(database_url, self.wake.clone());
         loop {
             let from = now_ms() - LOOKBACK.as_millis() as Millis;
-            match self.store.revocations_since(cursor, from).await {
-                Ok(entries) => {
-                    for entry in entries {
+            match self.store.feed_since(cursor, from).await {
+                Ok(items) => {
+                    for item in items {
+                        let entry = &item.entry;
                         if seen.insert(entry.seq, now_ms()).is_none() {
                             cursor = cursor.max(entry.seq);
                             if entry.kind == RevocationKind::Key
@@ -87,8 +100,11 @@ impl Feed {
                             {
                                 tracing::error!(error = %error, "signing keys not reloaded after a key revocation");
                             }
-                            tracing::info!(seq = entry.seq, kind = ?entry.kind, "revocation passed on");
-                            let _ = self.events.send(entry);
+                            if entry.kind != RevocationKind::SessionCreated {
+                                tracing::info!(seq = entry.seq, kind = ?entry.kind, "revocation passed on");
+                                let _ = self.events.send(entry.clone());
+                            }
+                            let _ = self.items.send(Arc::new(item));
                         }
                     }
                     // Seen more than twice the look-back ago: no poll reads it again.

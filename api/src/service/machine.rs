@@ -34,6 +34,10 @@ impl Reader {
     /// Whether this feed entry is for this reader: its tenant's, or a signing key's (keys
     /// sign for every tenant).
     pub fn sees_entry(&self, entry: &RevocationEntry) -> bool {
+        // `session_created` entries are for the API's own subscribers, not for verifiers.
+        if entry.kind == RevocationKind::SessionCreated {
+            return false;
+        }
         entry.kind == RevocationKind::Key || self.sees(&entry.tenant)
     }
 }

@@ -9,6 +9,7 @@ mod admin_users;
 mod audit;
 mod caller;
 mod challenges;
+mod events;
 pub mod feed;
 pub mod keys;
 mod limits;
@@ -28,6 +29,7 @@ mod tokens;
 pub use admin_users::{AdminUserUpdate, UserPage};
 pub use caller::Caller;
 pub use challenges::OtpChallenge;
+pub use events::{SessionEvent, SessionEventKind, SessionEvents};
 pub use limits::lock_duration_ms;
 pub use machine::Reader;
 pub use machine_tokens::CreatedApiToken;
@@ -137,6 +139,7 @@ pub struct Auth {
     oauth: oauth::OAuthRuntime,
     config: Arc<Config>,
     profiles: Arc<profile::Schemas>,
+    subscriptions: Arc<events::Subscriptions>,
     stopping: tokio::sync::watch::Sender<bool>,
     tenants: settings::TenantCache,
 }

@@ -11,10 +11,10 @@ use anyhow::Context as _;
 use auth_protocol::JwkSet;
 use tokio::task::JoinHandle;
 
-use super::Auth;
 use super::feed::Feed;
 use super::keys::{KeyRing, RELOAD_EVERY};
 use super::mail::Mailer;
+use super::{Auth, events};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::domain::now_ms;
@@ -75,8 +75,12 @@ impl Auth {
             master,
             mailer,
             oauth,
-            config,
             profiles: Arc::default(),
+            subscriptions: Arc::new(events::Subscriptions::new(
+                config.subscriptions_per_session,
+                config.subscriptions_max,
+            )),
+            config,
             stopping,
             tenants: super::settings::TenantCache::new(),
         })

@@ -195,6 +195,7 @@ impl Auth {
             .create_session_with(
                 NewSession {
                     tenant_id: &tenant.id,
+                    tenant_slug: &tenant.slug,
                     id: &id,
                     user_id: &user.id,
                     method,
@@ -211,6 +212,10 @@ impl Auth {
                 connection,
             )
             .await?;
+        // Subscribers to `sessionEvents` hear of it through the feed; the wake-up (and the
+        // NOTIFY to other replicas) is not on the sign-in's path.
+        let feed = self.feed.clone();
+        tokio::spawn(async move { feed.announce().await });
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         Ok(Issued {
             tokens: TokenPair {

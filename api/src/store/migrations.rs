@@ -63,6 +63,13 @@ const STEPS: &[Step] = &[
         description: "admin: disabled users, audit user agents, token expiry, search indexes",
         sql: Sql::Shared(include_str!("../../../migrations/0005_admin.sql")),
     },
+    Step {
+        version: 6,
+        description: "revocation users",
+        sql: Sql::Shared(include_str!(
+            "../../../migrations/0006_revocation_users.sql"
+        )),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and

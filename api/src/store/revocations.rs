@@ -23,13 +23,34 @@ fn entry_of(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
     }))
 }
 
+/// An entry as the API's own subscribers see it: with the user whose session it names
+/// (when it names one) and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedItem {
+    /// The entry.
+    pub entry: RevocationEntry,
+    /// The user of the session a `session` or `session_created` entry names.
+    pub user_id: Option<String>,
+    /// When it was written (milliseconds).
+    pub at: Millis,
+}
+
 /// Append an entry inside the caller's transaction, so that a revocation and its feed entry
 /// commit together or not at all (the outbox pattern the mail uses); its `seq` is assigned
 /// here. Every revocation path writes its entries through this.
 pub(crate) async fn record(conn: &mut AnyConnection, entry: &RevocationEntry) -> StoreResult<i64> {
+    record_for(conn, entry, None).await
+}
+
+/// [`record`] for an entry that names a session of `user_id` (`session`, `session_created`).
+pub(crate) async fn record_for(
+    conn: &mut AnyConnection,
+    entry: &RevocationEntry,
+    user_id: Option<&str>,
+) -> StoreResult<i64> {
     let row = sqlx::query(
-        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at, user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
     )
     .bind(&entry.tenant)
     .bind(entry.kind.as_str())
@@ -37,17 +58,49 @@ pub(crate) async fn record(conn: &mut AnyConnection, entry: &RevocationEntry) ->
     .bind(entry.iat_cutoff)
     .bind(entry.expires_at)
     .bind(now_ms())
+    .bind(user_id)
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.try_get("seq")?)
 }
 
 impl Store {
+    /// What the feed poller passes on: every entry still in force with a `seq` after
+    /// `after_seq` or written since `lookback_from` (see [`Store::revocations_since`]),
+    /// `session_created` ones included, with their user and write time.
+    pub async fn feed_since(
+        &self,
+        after_seq: i64,
+        lookback_from: Millis,
+    ) -> StoreResult<Vec<FeedItem>> {
+        let rows = sqlx::query(
+            "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at, created_at, user_id \
+             FROM revocations WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 ORDER BY seq",
+        )
+        .bind(after_seq)
+        .bind(lookback_from)
+        .bind(now_ms() / 1000)
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(entry) = entry_of(row)? {
+                items.push(FeedItem {
+                    entry,
+                    user_id: row.try_get("user_id")?,
+                    at: row.try_get("created_at")?,
+                });
+            }
+        }
+        Ok(items)
+    }
+
     /// Entries still in force with a `seq` after `after_seq`, and also those written since
     /// `lookback_from` (milliseconds) whatever their `seq`, in feed order. On PostgreSQL a
     /// sequence number is taken when a row is inserted, not when it commits: seq 10 can
     /// become visible after seq 11, so a reader that resumes after 11 must look back.
-    /// Readers de-duplicate by `seq` (applying an entry twice changes nothing).
+    /// Readers de-duplicate by `seq` (applying an entry twice changes nothing). Only
+    /// revocations: `session_created` entries are for the API's own subscribers.
     pub async fn revocations_since(
         &self,
         after_seq: i64,
@@ -55,11 +108,12 @@ impl Store {
     ) -> StoreResult<Vec<RevocationEntry>> {
         let rows = sqlx::query(
             "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at, created_at FROM revocations \
-             WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 ORDER BY seq",
+             WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 AND kind <> $4 ORDER BY seq",
         )
         .bind(after_seq)
         .bind(lookback_from)
         .bind(now_ms() / 1000)
+        .bind(RevocationKind::SessionCreated.as_str())
         .fetch_all(self.pool())
         .await?;
         let mut entries = Vec::with_capacity(rows.len());

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{AuditEvent, insert_audit};
-use super::revocations::record;
+use super::revocations::{record, record_for};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Device, Millis, RevokeReason, Session, SignInMethod, Tenant, new_id, now_ms};
 
@@ -58,6 +58,8 @@ fn session(row: &AnyRow) -> StoreResult<Session> {
 pub struct NewSession<'a> {
     /// Tenant.
     pub tenant_id: &'a str,
+    /// The tenant's slug, which names it on the feed (a `session_created` entry).
+    pub tenant_slug: &'a str,
     /// Its id, chosen by the caller so that the audit event can name it.
     pub id: &'a str,
     /// User.
@@ -143,13 +145,14 @@ pub(crate) async fn end_user_sessions(
     record(&mut *tx, &user).await?;
     for row in &rows {
         let id: String = row.try_get("id")?;
-        record(&mut *tx, &revoking.session_entry(&id)).await?;
+        record_for(&mut *tx, &revoking.session_entry(&id), Some(user_id)).await?;
     }
     Ok(rows.len() as u64)
 }
 
 impl Store {
-    /// Start a session with its first refresh token, recording its audit event in the same
+    /// Start a session with its first refresh token, recording its audit event and a
+    /// `session_created` feed entry (for `sessionEvents`, kept two minutes) in the same
     /// transaction: one commit per sign-in.
     pub async fn create_session(&self, new: NewSession<'_>) -> StoreResult<Session> {
         self.create_session_with(new, None).await
@@ -165,6 +168,7 @@ impl Store {
     ) -> StoreResult<Session> {
         let NewSession {
             tenant_id,
+            tenant_slug,
             id,
             user_id,
             method,
@@ -215,6 +219,8 @@ impl Store {
         if let Some(connection) = connection {
             super::connections::upsert_connection(&mut tx, connection).await?;
         }
+        let created = RevocationEntry::session_created(tenant_slug, &session.id, now / 1000 + 120);
+        record_for(&mut tx, &created, Some(user_id)).await?;
         if let Some(email) = forget_attempts_of {
             sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
                 .bind(tenant_id)
@@ -302,7 +308,7 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        record(&mut tx, &revoking.session_entry(id)).await?;
+        record_for(&mut tx, &revoking.session_entry(id), Some(user_id)).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -348,7 +354,7 @@ impl Store {
             .map(|r| r.try_get("id"))
             .collect::<Result<_, _>>()?;
         for id in &ids {
-            record(&mut tx, &revoking.session_entry(id)).await?;
+            record_for(&mut tx, &revoking.session_entry(id), Some(user_id)).await?;
         }
         tx.commit().await?;
         Ok(ids)
