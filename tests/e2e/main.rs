@@ -7,6 +7,7 @@ mod support;
 mod account;
 mod admin_settings;
 mod admin_users;
+mod connections;
 mod emails;
 mod hardening;
 mod http;

@@ -11,20 +11,20 @@ use crate::support::{
     spawn_on,
 };
 
-const CALLBACK: &str = "https://app.example.test/callback";
+pub(crate) const CALLBACK: &str = "https://app.example.test/callback";
 
-const UPSERT: &str = "mutation($input: ProviderInput!) { upsertProvider(input: $input) { \
+pub(crate) const UPSERT: &str = "mutation($input: ProviderInput!) { upsertProvider(input: $input) { \
     name kind displayName issuer clientId hasClientSecret scopes redirectUrls enabled } }";
-const START: &str =
+pub(crate) const START: &str =
     "mutation($input: StartOAuthInput!) { startOAuth(input: $input) { authorizationUrl state } }";
-const COMPLETE: &str = "mutation($input: CompleteOAuthInput!) { completeOAuth(input: $input) { \
+pub(crate) const COMPLETE: &str = "mutation($input: CompleteOAuthInput!) { completeOAuth(input: $input) { \
     accessToken refreshToken tokenType expiresIn user { id roles emails { primary } } \
     session { id method } } }";
 const ID_TOKEN: &str = "mutation($input: IdTokenInput!) { signInWithIdToken(input: $input) { \
     accessToken refreshToken tokenType expiresIn user { id roles emails { primary } } \
     session { id method } } }";
 
-fn accounts() -> Value {
+pub(crate) fn accounts() -> Value {
     json!({
         "alice": { "email": "alice@example.com", "email_verified": true, "name": "Alice" },
         "bob": { "email": "bob@example.com", "email_verified": false },
@@ -33,7 +33,7 @@ fn accounts() -> Value {
     })
 }
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     spawn_app_with(|c| {
         c.oauth_allow_loopback = true;
         c.oauth_jwks_refetch_seconds = 1;
@@ -41,14 +41,14 @@ async fn app() -> TestApp {
     .await
 }
 
-async fn provider(alg: &'static str) -> (OidcProvider, OidcClient) {
+pub(crate) async fn provider(alg: &'static str) -> (OidcProvider, OidcClient) {
     let client = OidcClient::new("web", CALLBACK);
     let mut config = OidcConfig::new(vec![client.clone()], accounts());
     config.alg = alg;
     (OidcProvider::start(config).await, client)
 }
 
-fn input(name: &str, idp: &OidcProvider, client: &OidcClient) -> Value {
+pub(crate) fn input(name: &str, idp: &OidcProvider, client: &OidcClient) -> Value {
     json!({ "input": {
         "name": name, "kind": "OIDC", "issuer": idp.issuer, "clientId": client.id,
         "clientSecret": client.secret, "redirectUrls": [CALLBACK],
@@ -56,7 +56,7 @@ fn input(name: &str, idp: &OidcProvider, client: &OidcClient) -> Value {
     }})
 }
 
-async fn configure(app: &TestApp, admin: &str, idp: &OidcProvider, client: &OidcClient) {
+pub(crate) async fn configure(app: &TestApp, admin: &str, idp: &OidcProvider, client: &OidcClient) {
     let saved = app
         .gql(UPSERT, input("idp", idp, client), Some(admin))
         .await;
@@ -64,8 +64,28 @@ async fn configure(app: &TestApp, admin: &str, idp: &OidcProvider, client: &Oidc
     assert_eq!(saved["hasClientSecret"], true, "{saved}");
 }
 
+/// [`configure`] with the provider's default scopes.
+pub(crate) async fn configure_with_scopes(
+    app: &TestApp,
+    admin: &str,
+    idp: &OidcProvider,
+    client: &OidcClient,
+    scopes: &[&str],
+) {
+    let mut provider = input("idp", idp, client);
+    provider["input"]["scopes"] = json!(scopes);
+    let saved = app.gql(UPSERT, provider, Some(admin)).await;
+    let saved: Value = saved.data("upsertProvider");
+    assert_eq!(saved["scopes"], json!(scopes), "{saved}");
+}
+
 /// startOAuth, the provider's pages as `login`, completeOAuth.
-async fn oauth_sign_in(app: &TestApp, idp: &OidcProvider, login: &str, upsert: bool) -> Gql {
+pub(crate) async fn oauth_sign_in(
+    app: &TestApp,
+    idp: &OidcProvider,
+    login: &str,
+    upsert: bool,
+) -> Gql {
     let start = app
         .gql(
             START,
@@ -90,7 +110,7 @@ async fn oauth_sign_in(app: &TestApp, idp: &OidcProvider, login: &str, upsert: b
     .await
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
+pub(crate) async fn count(app: &TestApp, table: &str) -> i64 {
     let store = app.store().await;
     let sql = format!("SELECT COUNT(*) AS n FROM {table}");
     let row: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -50,6 +50,8 @@ async function main() {
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     conformIdTokenClaims: false,
+    // Tokens expire when they say (the default tolerates 15 s of clock skew).
+    clockTolerance: 0,
     features: {
       devInteractions: { enabled: true },
       revocation: { enabled: true },

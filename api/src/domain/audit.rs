@@ -94,6 +94,9 @@ named! {
         ConnectionUnlinked => "connection.unlinked",
         /// A connection's access token was replaced (the old one revoked).
         ConnectionRefreshed => "connection.refreshed",
+        /// A backend (a machine token with scope `connections`) was handed a user's
+        /// provider tokens.
+        ConnectionTokensIssued => "connection.tokens_issued",
     }
 }
 

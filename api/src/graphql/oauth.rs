@@ -5,11 +5,11 @@ use async_graphql::{Context, Object};
 
 use super::guard::Access;
 use super::types::{
-    AuthPayload, CompleteOAuthInput, Connection, IdTokenInput, OAuthStart, ProviderConfig,
-    ProviderInput, StartOAuthInput,
+    AuthPayload, CompleteOAuthInput, Connection, ConnectionTokens, DateTime, IdTokenInput,
+    OAuthStart, ProviderConfig, ProviderInput, StartOAuthInput,
 };
 use super::{GqlResultExt, caller, parts};
-use crate::domain::Endpoints;
+use crate::domain::{Endpoints, Scope};
 use crate::service::{CompleteOAuth, ProviderSpec};
 
 /// Provider and connection queries.
@@ -33,6 +33,35 @@ impl OAuthQuery {
         let caller = caller(ctx).await?;
         let all = auth.connections(&request.tenant, caller).await.gql()?;
         Ok(all.into_iter().map(Connection).collect())
+    }
+
+    /// A user's provider tokens, fresh (refreshed first when the access token has run
+    /// out), for a backend: machine tokens with scope `connections` only.
+    #[graphql(guard = "Access::Scope(Scope::Connections)", complexity = 25)]
+    async fn connection_tokens(
+        &self,
+        ctx: &Context<'_>,
+        user_id: async_graphql::ID,
+        provider: String,
+    ) -> async_graphql::Result<Option<ConnectionTokens>> {
+        let (auth, request) = parts(ctx)?;
+        let caller = caller(ctx).await?;
+        let tokens = auth
+            .connection_tokens(
+                &request.tenant,
+                caller,
+                &user_id,
+                &provider,
+                &request.origin,
+            )
+            .await
+            .gql()?;
+        Ok(Some(ConnectionTokens {
+            access_token: tokens.access_token,
+            refresh_token: tokens.refresh_token,
+            expires_at: tokens.expires_at.map(DateTime),
+            scopes: tokens.scopes,
+        }))
     }
 }
 
@@ -156,5 +185,65 @@ impl OAuthMutation {
         .await
         .gql()
         .map(AuthPayload)
+    }
+
+    /// Link a provider account to the signed-in user (the code and state of a flow started
+    /// with `startOAuth`): its tokens stored as a connection. `CONFLICT` when the account is
+    /// another user's.
+    #[graphql(guard = "Access::User", complexity = 25)]
+    async fn link_connection(
+        &self,
+        ctx: &Context<'_>,
+        input: CompleteOAuthInput,
+    ) -> async_graphql::Result<Connection> {
+        let (auth, request) = parts(ctx)?;
+        let caller = caller(ctx).await?;
+        auth.link_connection(
+            &request.tenant,
+            caller,
+            CompleteOAuth {
+                provider: &input.provider,
+                code: &input.code,
+                state: &input.state,
+                redirect_url: &input.redirect_url,
+                upsert_connection: true,
+            },
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(Connection)
+    }
+
+    /// Remove a connection: its tokens revoked at the provider (RFC 7009, where it has a
+    /// revocation endpoint), then deleted.
+    #[graphql(guard = "Access::User", complexity = 25)]
+    async fn unlink_connection(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+    ) -> async_graphql::Result<bool> {
+        let (auth, request) = parts(ctx)?;
+        let caller = caller(ctx).await?;
+        auth.unlink_connection(&request.tenant, caller, &provider, &request.origin)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
+    /// Replace a connection's access token (a leaked one): a new one with the refresh
+    /// token, the old one revoked at the provider. The answer carries no token.
+    #[graphql(guard = "Access::User", complexity = 25)]
+    async fn refresh_connection(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+    ) -> async_graphql::Result<Connection> {
+        let (auth, request) = parts(ctx)?;
+        let caller = caller(ctx).await?;
+        auth.refresh_connection(&request.tenant, caller, &provider, &request.origin)
+            .await
+            .gql()
+            .map(Connection)
     }
 }

@@ -116,7 +116,9 @@ impl Auth {
 
     /// Delete a user of the tenant: the caller's own account, or (admin) anyone's. Ends the
     /// user's sessions, cuts off their tokens on the feed and deletes the row in one
-    /// transaction: all of it happens, or none of it and the call can be repeated.
+    /// transaction: all of it happens, or none of it and the call can be repeated. Then
+    /// the user's provider tokens are revoked at their providers (best effort: after the
+    /// commit, so a provider that is down or slow neither blocks nor undoes the deletion).
     pub async fn delete_user(
         &self,
         tenant: &Tenant,
@@ -124,12 +126,16 @@ impl Auth {
         user_id: &str,
         origin: &Device,
     ) -> Result<()> {
+        // The provider tokens are read before the rows go and revoked once they have:
+        // best effort, a provider that fails does not keep the account.
+        let connections = self.sealed_connections(tenant, user_id).await;
         let revoking = self.revoking(tenant, RevokeReason::AccountDeleted);
         match self.store.delete_user(revoking, user_id).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
             other => other?,
         }
         self.feed.announce().await;
+        self.revoke_connections(tenant, connections).await;
         self.audit(
             tenant,
             Some(caller),

@@ -14,6 +14,16 @@ use crate::store::audit::AuditEvent;
 use crate::store::connections::ConnectionWrite;
 use crate::store::sessions::{NewSession, Rotation};
 
+/// A session started through a provider: its name (for the audit log) and the connection
+/// to store with the session, if any.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OAuthSignIn<'a> {
+    /// The provider's name.
+    pub(super) provider: &'a str,
+    /// Provider tokens to store as a connection.
+    pub(super) connection: Option<&'a ConnectionWrite>,
+}
+
 /// Tokens handed to a client, with the user and session they are for.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -163,8 +173,9 @@ impl Auth {
         .await
     }
 
-    /// [`Auth::start_session`], storing provider tokens as a connection in the session's
-    /// transaction (a provider sign-in with `upsertConnection`).
+    /// [`Auth::start_session`] for a provider sign-in: the provider named in the audit
+    /// event, and (with `upsertConnection`) its tokens stored as a connection in the
+    /// session's transaction.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn start_session_with(
         &self,
@@ -174,7 +185,7 @@ impl Auth {
         action: AuditAction,
         origin: &Device,
         forget_attempts_of: Option<&Email>,
-        connection: Option<&ConnectionWrite>,
+        oauth: Option<OAuthSignIn<'_>>,
     ) -> Result<Issued> {
         // Every way in (password, code, reset, provider) ends here: a disabled account is
         // refused once its credentials proved right, so a wrong password still says only
@@ -188,8 +199,14 @@ impl Auth {
             user_id: Some(&user.id),
             session_id: Some(&id),
             ip: origin.ip.as_deref(),
-            detail: serde_json::json!({ "method": method.as_str() }),
+            detail: match &oauth {
+                Some(oauth) => {
+                    serde_json::json!({ "method": method.as_str(), "provider": oauth.provider })
+                }
+                None => serde_json::json!({ "method": method.as_str() }),
+            },
         };
+        let connection = oauth.and_then(|o| o.connection);
         let session = self
             .store
             .create_session_with(

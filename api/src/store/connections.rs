@@ -340,14 +340,30 @@ impl Store {
         Ok(())
     }
 
-    /// Store refreshed tokens (and release the claim) with an audit event.
+    /// Store refreshed tokens in the existing row (and release the claim), with an audit
+    /// event; `NotFound` when the connection was removed meanwhile (an unlink is not undone).
     pub async fn store_refreshed_connection(
         &self,
         write: &ConnectionWrite,
         audit: Option<AuditEvent<'_>>,
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        upsert_connection(&mut tx, write).await?;
+        some_row(
+            sqlx::query(
+                "UPDATE connections SET access_token = $1, \
+                 refresh_token = COALESCE($2, refresh_token), scopes = $3, expires_at = $4, \
+                 refreshing_until = NULL, updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+            )
+            .bind(&write.access_token)
+            .bind(&write.refresh_token)
+            .bind(serde_json::to_string(&write.scopes).unwrap_or_else(|_| "[]".into()))
+            .bind(write.expires_at)
+            .bind(now_ms())
+            .bind(&write.tenant_id)
+            .bind(&write.id)
+            .execute(&mut *tx)
+            .await?,
+        )?;
         if let Some(audit) = audit {
             insert_audit(&mut *tx, &write.tenant_id, &audit).await?;
         }

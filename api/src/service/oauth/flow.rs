@@ -16,6 +16,7 @@ use super::{Auth, Error, Ready, Result, TokenResponse, provider_error};
 use crate::crypto;
 use crate::domain::{AuditAction, Device, Email, SignInMethod, Tenant, User, new_id, now_ms};
 use crate::service::Issued;
+use crate::service::tokens::OAuthSignIn;
 use crate::store::StoreError;
 use crate::store::connections::{ConnectionWrite, NewIdentity};
 use crate::store::providers::OAuthState;
@@ -360,6 +361,7 @@ impl Auth {
         };
         self.start_oauth_session(
             tenant,
+            &exchanged.ready,
             user,
             SignInMethod::OAuth,
             action,
@@ -403,21 +405,35 @@ impl Auth {
         }
         let profile = profile_of(claims);
         let (user, action) = self.user_for(tenant, &ready, &profile).await?;
-        self.start_oauth_session(tenant, user, SignInMethod::IdToken, action, origin, None)
-            .await
+        self.start_oauth_session(
+            tenant,
+            &ready,
+            user,
+            SignInMethod::IdToken,
+            action,
+            origin,
+            None,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start_oauth_session(
         &self,
         tenant: &Tenant,
+        ready: &Ready,
         user: User,
         method: SignInMethod,
         action: AuditAction,
         origin: &Device,
         connection: Option<&ConnectionWrite>,
     ) -> Result<Issued> {
+        let oauth = OAuthSignIn {
+            provider: &ready.provider.name,
+            connection,
+        };
         match self
-            .start_session_with(tenant, user, method, action, origin, None, connection)
+            .start_session_with(tenant, user, method, action, origin, None, Some(oauth))
             .await
         {
             Err(Error::Conflict(_)) => Err(Error::Conflict(
