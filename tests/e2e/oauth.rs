@@ -665,3 +665,54 @@ async fn client_secrets_and_provider_tokens_are_sealed_at_rest() {
     assert!(!contains(&client.secret), "client secret in the file");
     assert!(!contains(&access), "provider access token in the file");
 }
+
+#[tokio::test]
+async fn a_disabled_user_cannot_sign_in_with_a_provider_nor_gain_one() {
+    let app = app().await;
+    let (idp, client) = provider("RS256").await;
+    let admin = app.machine_token("default", &["admin"]).await;
+    configure(&app, &admin, &idp, &client).await;
+    let alice: AuthPayload = oauth_sign_in(&app, &idp, "alice", false)
+        .await
+        .data("completeOAuth");
+    // Carol's proven address would let a provider-verified email join her account.
+    let carol = app.sign_up("carol@example.com").await;
+    app.prove_address("carol@example.com").await;
+    for id in [&alice.user_id, &carol.user_id] {
+        let done = app
+            .gql(
+                "mutation($id: ID!) { adminUpdateUser(id: $id, input: {disabled: true}) { disabled } }",
+                json!({"id": id}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(done.data::<Value>("adminUpdateUser")["disabled"], true);
+    }
+    let sessions = count(&app, "sessions").await;
+    let refused = oauth_sign_in(&app, &idp, "alice", true).await;
+    assert_eq!(refused.code(), "FORBIDDEN", "{}", refused.0);
+    assert!(
+        refused.error().message.contains("disabled"),
+        "{}",
+        refused.0
+    );
+    let refused = oauth_sign_in(&app, &idp, "carol", false).await;
+    assert_eq!(refused.code(), "FORBIDDEN", "{}", refused.0);
+    // A native app's id_token: refused too.
+    let tokens = idp.app_tokens(&client, "alice", "nonce-d").await;
+    let refused = app
+        .gql(
+            ID_TOKEN,
+            json!({"input": {"provider": "idp", "idToken": tokens["id_token"], "nonce": "nonce-d"}}),
+            None,
+        )
+        .await;
+    assert_eq!(refused.code(), "FORBIDDEN", "{}", refused.0);
+    assert_eq!(count(&app, "sessions").await, sessions, "no session");
+    assert_eq!(count(&app, "connections").await, 0, "no connection");
+    assert_eq!(
+        count(&app, "user_identities").await,
+        1,
+        "carol's account gained no provider identity"
+    );
+}

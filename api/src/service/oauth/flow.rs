@@ -352,7 +352,13 @@ impl Auth {
             )
             .await?;
         let (user, action) = self
-            .user_for(tenant, &exchanged.ready, &exchanged.profile)
+            .user_for(
+                tenant,
+                &exchanged.ready,
+                &exchanged.profile,
+                SignInMethod::OAuth,
+                origin,
+            )
             .await?;
         let connection = if input.upsert_connection {
             Some(self.connection_write(tenant, &user.id, &exchanged).await?)
@@ -404,7 +410,9 @@ impl Auth {
             _ => return Err(Error::WrongSecret("the id_token is invalid")),
         }
         let profile = profile_of(claims);
-        let (user, action) = self.user_for(tenant, &ready, &profile).await?;
+        let (user, action) = self
+            .user_for(tenant, &ready, &profile, SignInMethod::IdToken, origin)
+            .await?;
         self.start_oauth_session(
             tenant,
             &ready,
@@ -452,6 +460,8 @@ impl Auth {
         tenant: &Tenant,
         ready: &Ready,
         profile: &Profile,
+        method: SignInMethod,
+        origin: &Device,
     ) -> Result<(User, AuditAction)> {
         let issuer = ready.provider.identity_issuer();
         if let Some(user_id) = self
@@ -479,6 +489,9 @@ impl Auth {
                         .into(),
                 ));
             }
+            // A disabled account is refused before it gains a way in.
+            self.refuse_disabled(tenant, &owner.user, method, origin)
+                .await?;
             return match self
                 .store
                 .add_identity(&tenant.id, &owner.user.id, &identity)
