@@ -716,3 +716,148 @@ async fn a_disabled_user_cannot_sign_in_with_a_provider_nor_gain_one() {
         "carol's account gained no provider identity"
     );
 }
+
+#[tokio::test]
+async fn an_id_token_is_accepted_once_and_an_expired_one_never() {
+    let app = app().await;
+    let (idp, client) = provider("ES256").await;
+    let admin = app.machine_token("default", &["admin"]).await;
+    configure(&app, &admin, &idp, &client).await;
+    let sign_in = |token: Value, nonce: &'static str| {
+        let app = &app;
+        async move {
+            app.gql(
+                ID_TOKEN,
+                json!({"input": {"provider": "idp", "idToken": token, "nonce": nonce}}),
+                None,
+            )
+            .await
+        }
+    };
+    let tokens = idp.app_tokens(&client, "alice", "once").await;
+    let first: AuthPayload = sign_in(tokens["id_token"].clone(), "once")
+        .await
+        .data("signInWithIdToken");
+    // The same token again (a stolen one replayed), here or through another replica.
+    let replay = sign_in(tokens["id_token"].clone(), "once").await;
+    assert_eq!(replay.code(), "INVALID_CREDENTIALS", "{}", replay.0);
+    assert!(replay.error().message.contains("used"), "{}", replay.0);
+    let other = spawn_on(app.db.share(), |c| c.oauth_allow_loopback = true).await;
+    let replay = other
+        .gql(
+            ID_TOKEN,
+            json!({"input": {"provider": "idp", "idToken": tokens["id_token"], "nonce": "once"}}),
+            None,
+        )
+        .await;
+    assert_eq!(replay.code(), "INVALID_CREDENTIALS", "{}", replay.0);
+    assert_eq!(
+        count(&app, "sessions").await,
+        1,
+        "one session from one token"
+    );
+    // A new token for the same person is fine.
+    let tokens = idp.app_tokens(&client, "alice", "twice").await;
+    let again: AuthPayload = sign_in(tokens["id_token"].clone(), "twice")
+        .await
+        .data("signInWithIdToken");
+    assert_eq!(again.user_id, first.user_id);
+
+    // A provider whose id_tokens are expired (by more than the 60 s leeway) when issued.
+    let mut config = OidcConfig::new(vec![client.clone()], accounts());
+    config.id_token_ttl = Some(-300);
+    let stale = OidcProvider::start(config).await;
+    let fresh_app = self::app().await;
+    let admin = fresh_app.machine_token("default", &["admin"]).await;
+    configure(&fresh_app, &admin, &stale, &client).await;
+    let tokens = stale.app_tokens(&client, "dave", "late").await;
+    let exp = {
+        use base64::Engine;
+        let payload = tokens["id_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["exp"].as_i64().unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        exp < now - 60,
+        "expired beyond the leeway: exp {exp}, now {now}"
+    );
+    let expired = fresh_app
+        .gql(
+            ID_TOKEN,
+            json!({"input": {"provider": "idp", "idToken": tokens["id_token"], "nonce": "late"}}),
+            None,
+        )
+        .await;
+    assert_eq!(expired.code(), "INVALID_CREDENTIALS", "{}", expired.0);
+    // The code flow refuses it as well.
+    let refused = oauth_sign_in(&fresh_app, &stale, "dave", true).await;
+    assert_eq!(refused.code(), "INVALID_CREDENTIALS", "{}", refused.0);
+    assert_eq!(count(&fresh_app, "users").await, 0);
+    assert_eq!(count(&fresh_app, "sessions").await, 0);
+    assert_eq!(count(&fresh_app, "connections").await, 0);
+}
+
+#[tokio::test]
+async fn housekeeping_forgets_expired_sign_in_states_and_spent_id_tokens() {
+    let app = app().await;
+    let (idp, client) = provider("RS256").await;
+    let admin = app.machine_token("default", &["admin"]).await;
+    configure(&app, &admin, &idp, &client).await;
+    let tokens = idp.app_tokens(&client, "alice", "n").await;
+    let _: AuthPayload = app
+        .gql(
+            ID_TOKEN,
+            json!({"input": {"provider": "idp", "idToken": tokens["id_token"], "nonce": "n"}}),
+            None,
+        )
+        .await
+        .data("signInWithIdToken");
+    for _ in 0..2 {
+        let _: Value = app
+            .gql(
+                START,
+                json!({"input": {"provider": "idp", "redirectUrl": CALLBACK}}),
+                None,
+            )
+            .await
+            .data("startOAuth");
+    }
+    assert_eq!(count(&app, "oauth_states").await, 2);
+    assert_eq!(count(&app, "used_id_tokens").await, 1);
+    // One state and the spent token past their time; the next housekeeping round (one runs
+    // when the app starts) forgets exactly those.
+    let store = app.store().await;
+    sqlx::query(
+        "UPDATE oauth_states SET expires_at = 1 WHERE id = (SELECT MIN(id) FROM oauth_states)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("UPDATE used_id_tokens SET expires_at = 1")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    drop(store);
+    let db = app.stop().await;
+    let app = spawn_on(db, |c| c.oauth_allow_loopback = true).await;
+    let started = std::time::Instant::now();
+    while count(&app, "used_id_tokens").await > 0 || count(&app, "oauth_states").await > 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "not purged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&app, "oauth_states").await, 1, "the live state stays");
+}

@@ -5,6 +5,7 @@
 //   { "port": 0,                       // 0: any free port; the chosen one is printed
 //     "alg": "RS256" | "ES256",        // the signing key made at start (a new one each start)
 //     "accessTtl": 3600,               // access token lifetime, seconds
+//     "idTokenTtl": 3600,              // id_token lifetime, seconds (negative: born expired)
 //     "clients": [{ "id", "secret", "redirectUris": [..], "idTokenEmail": true }],
 //     "accounts": { "<login>": { "email", "email_verified", "name" } } }
 //
@@ -60,7 +61,10 @@ async function main() {
     ttl: {
       AccessToken: config.accessTtl || 3600,
       AuthorizationCode: 60,
-      IdToken: 3600,
+      // idTokenTtl may be negative: id_tokens that are expired when issued.
+      IdToken: config.idTokenTtl === undefined ? 3600 : function idTokenTtl() {
+        return config.idTokenTtl;
+      },
       RefreshToken: 86400,
       Interaction: 600,
       Session: 3600,

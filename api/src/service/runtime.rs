@@ -180,7 +180,8 @@ impl Auth {
     }
 
     /// Every five minutes: expired sessions, spent successors, old revocations, ended
-    /// challenges and stale rate-limit counters.
+    /// challenges, stale rate-limit counters, expired OAuth sign-in states and spent
+    /// id_tokens past their expiry.
     async fn housekeeping(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
@@ -201,6 +202,12 @@ impl Auth {
             }
             if let Err(error) = store.purge_limits(now).await {
                 tracing::warn!(error = %error, "rate-limit purge failed");
+            }
+            if let Err(error) = store.purge_oauth_states().await {
+                tracing::warn!(error = %error, "OAuth state purge failed");
+            }
+            if let Err(error) = store.purge_used_id_tokens().await {
+                tracing::warn!(error = %error, "used id_token purge failed");
             }
             self.keys.reload_if_stale().await;
         }

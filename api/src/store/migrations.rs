@@ -70,6 +70,11 @@ const STEPS: &[Step] = &[
             "../../../migrations/0006_revocation_users.sql"
         )),
     },
+    Step {
+        version: 7,
+        description: "used id_tokens",
+        sql: Sql::Shared(include_str!("../../../migrations/0007_used_id_tokens.sql")),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and

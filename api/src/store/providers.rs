@@ -258,4 +258,33 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Spend an id_token (by hash) until `expires_at` (ms): `false` when it was spent
+    /// already, by any replica.
+    pub async fn spend_id_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &str,
+        expires_at: Millis,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO used_id_tokens (token_hash, tenant_id, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(token_hash)
+        .bind(tenant_id)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Forget spent id_tokens that can no longer be accepted anyway; how many.
+    pub async fn purge_used_id_tokens(&self) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM used_id_tokens WHERE expires_at < $1")
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

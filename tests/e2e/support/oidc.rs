@@ -40,6 +40,9 @@ pub(crate) struct OidcConfig {
     pub(crate) alg: &'static str,
     /// Access token lifetime, seconds.
     pub(crate) access_ttl: u64,
+    /// id_token lifetime, seconds (negative: expired when issued); the provider's 3600 when
+    /// `None`.
+    pub(crate) id_token_ttl: Option<i64>,
     pub(crate) clients: Vec<OidcClient>,
     /// `{ "<login>": { "email", "email_verified", "name" } }`.
     pub(crate) accounts: Value,
@@ -52,6 +55,7 @@ impl OidcConfig {
             port: 0,
             alg: "RS256",
             access_ttl: 3600,
+            id_token_ttl: None,
             clients,
             accounts,
         }
@@ -79,7 +83,7 @@ impl OidcProvider {
             "the OpenID provider is not installed: run `npm ci` in {}",
             dir.display()
         );
-        let document = json!({
+        let mut document = json!({
             "port": config.port,
             "alg": config.alg,
             "accessTtl": config.access_ttl,
@@ -89,6 +93,9 @@ impl OidcProvider {
                 "idTokenEmail": c.id_token_email,
             })).collect::<Vec<_>>(),
         });
+        if let Some(ttl) = config.id_token_ttl {
+            document["idTokenTtl"] = json!(ttl);
+        }
         let mut child = Command::new("node")
             .arg("provider.mjs")
             .current_dir(&dir)

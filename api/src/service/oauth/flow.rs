@@ -379,7 +379,8 @@ impl Auth {
 
     /// Sign in with a provider's id_token (native Google or Apple sign-in): the same
     /// checks, `aud` among the provider's client ids, and the token's nonce equal to
-    /// `nonce` or to its SHA-256 hex.
+    /// `nonce` or to its SHA-256 hex. Each token is accepted once (remembered, by the hash
+    /// of its claims, until it expires): a second presentation is `INVALID_CREDENTIALS`.
     pub async fn sign_in_with_id_token(
         &self,
         tenant: &Tenant,
@@ -408,6 +409,15 @@ impl Auth {
             Some(n)
                 if crypto::constant_time_eq(n, nonce) || crypto::constant_time_eq(n, &hashed) => {}
             _ => return Err(Error::WrongSecret("the id_token is invalid")),
+        }
+        // Single use: a token that passed every check is spent, whatever follows.
+        let spent_until = (claims.exp + super::jwks::LEEWAY as i64) * 1000;
+        if !self
+            .store
+            .spend_id_token(&tenant.id, &payload_hash(id_token), spent_until)
+            .await?
+        {
+            return Err(Error::WrongSecret("this id_token was used already"));
         }
         let profile = profile_of(claims);
         let (user, action) = self
@@ -637,6 +647,19 @@ fn userinfo_profile(info: &serde_json::Value) -> Option<Profile> {
         email,
         name,
     })
+}
+
+/// The SHA-256 hex of an id_token's decoded payload (the claims its signature covers), so a
+/// token whose signature was re-encoded (ECDSA's other valid `s`) is still the same token.
+/// Only called on a token that verified, so its payload decodes.
+fn payload_hash(id_token: &str) -> String {
+    use base64::Engine as _;
+    let payload = id_token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .unwrap_or_else(|_| id_token.as_bytes().to_vec());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex_sha256(value: &str) -> String {

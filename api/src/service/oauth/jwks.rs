@@ -27,7 +27,7 @@ const ALLOWED: &[Algorithm] = &[
 ];
 
 /// Clock skew allowed on `exp` and `iat`, seconds.
-const LEEWAY: u64 = 60;
+pub(super) const LEEWAY: u64 = 60;
 
 const INVALID: Error = Error::WrongSecret("the id_token is invalid");
 
@@ -48,6 +48,8 @@ pub(super) struct JwksCache {
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct IdClaims {
     pub(super) sub: String,
+    /// Expiry, seconds (required: jsonwebtoken checks it).
+    pub(super) exp: i64,
     #[serde(default)]
     pub(super) azp: Option<String>,
     #[serde(default)]
