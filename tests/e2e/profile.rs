@@ -208,6 +208,27 @@ async fn update_profile_sets_name_avatar_and_metadata_and_me_shows_them() {
     assert_eq!(shown["avatar"], Value::Null);
     assert_eq!(shown["metadata"], json!({"team": "engines", "level": 3}));
 
+    // With no avatar of their own, a user shows the tenant's default one.
+    app.update_settings("default", |settings| {
+        settings.branding.default_avatar = Some("https://cdn.example.com/anon.png".into());
+    })
+    .await;
+    assert_eq!(
+        me(&app, bearer).await["avatar"],
+        "https://cdn.example.com/anon.png"
+    );
+    let body = app
+        .gql(
+            "query($k: String!) { user(idOrEmail: $k) { avatar } }",
+            json!({"k": "ada@example.com"}),
+            Some(bearer),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["user"]["avatar"], "https://cdn.example.com/anon.png",
+        "{body}"
+    );
+
     let profile = audit_details(&app, "user.profile_updated").await;
     assert_eq!(profile.len(), 4, "{profile:?}");
     assert_eq!(profile[0]["fields"], json!(["name.display"]));

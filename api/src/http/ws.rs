@@ -27,6 +27,9 @@ pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the server sends a `ping` message.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
+/// Largest message a client may send (a `subscribe` with its query).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// The sub-protocol spoken.
 const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -36,8 +39,14 @@ pub(super) async fn graphql_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Small buffers: tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost
+    // a quarter of a megabyte per idle connection; messages here are a few hundred bytes.
     upgrade
         .protocols([PROTOCOL])
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| serve(state, peer, headers, socket))
 }
 

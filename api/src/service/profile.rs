@@ -52,7 +52,7 @@ pub struct PublicProfile {
     pub name_last: Option<String>,
     /// Display name.
     pub name_display: Option<String>,
-    /// Avatar data URL.
+    /// Avatar data URL, or the tenant's default avatar when the user has none.
     pub avatar: Option<String>,
 }
 
@@ -536,7 +536,9 @@ impl Auth {
             name_first: user.name_first,
             name_last: user.name_last,
             name_display: user.name_display,
-            avatar: user.avatar,
+            avatar: user
+                .avatar
+                .or_else(|| tenant.settings.branding.default_avatar.clone()),
         }))
     }
 }

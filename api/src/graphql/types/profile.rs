@@ -80,7 +80,7 @@ pub struct PublicUser {
     pub id: ID,
     /// Name.
     pub name: Name,
-    /// Avatar (a data URL).
+    /// Avatar (a data URL), or the tenant's `branding.defaultAvatar` when they have none.
     pub avatar: Option<String>,
 }
 

@@ -65,9 +65,16 @@ impl User {
             display: self.0.name_display.clone(),
         }
     }
-    /// Avatar URL.
-    async fn avatar(&self) -> Option<&str> {
-        self.0.avatar.as_deref()
+    /// Avatar: the user's own (a `data:` URL set with `updateProfile`), or the tenant's
+    /// `branding.defaultAvatar` when they have none.
+    async fn avatar(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        if let Some(own) = &self.0.avatar {
+            return Ok(Some(own.clone()));
+        }
+        let (_, request) = parts(ctx)?;
+        Ok((request.tenant.id == self.0.tenant_id)
+            .then(|| request.tenant.settings.branding.default_avatar.clone())
+            .flatten())
     }
     /// Addresses.
     async fn emails(&self, ctx: &Context<'_>) -> async_graphql::Result<Emails> {
