@@ -861,3 +861,86 @@ async fn housekeeping_forgets_expired_sign_in_states_and_spent_id_tokens() {
     }
     assert_eq!(count(&app, "oauth_states").await, 1, "the live state stays");
 }
+
+#[tokio::test]
+async fn an_apple_provider_needs_its_team_key_id_and_private_key_which_is_never_returned() {
+    let app = app().await;
+    let admin = app.machine_token("default", &["admin"]).await;
+    let pem = {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        use base64::Engine;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let der = pair.to_pkcs8v1().unwrap();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der.as_ref())
+        )
+    };
+    let apple = |extra: Value| {
+        let mut input = json!({"name": "apple", "kind": "APPLE", "clientId": "com.example.web",
+            "redirectUrls": [CALLBACK]});
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        json!({ "input": input })
+    };
+    let upsert = "mutation($input: ProviderInput!) { upsertProvider(input: $input) { \
+        name issuer teamId keyId hasClientSecret scopes } }";
+    for (extra, field) in [
+        (
+            json!({"keyId": "KEY1234567", "clientSecret": pem}),
+            "input.teamId",
+        ),
+        (
+            json!({"teamId": "TEAM123456", "clientSecret": pem}),
+            "input.keyId",
+        ),
+        (
+            json!({"teamId": "TEAM123456", "keyId": "KEY1234567"}),
+            "input.clientSecret",
+        ),
+        (
+            json!({"teamId": "TEAM123456", "keyId": "KEY1234567", "clientSecret": "a plain secret"}),
+            "input.clientSecret",
+        ),
+    ] {
+        let refused = app.gql(upsert, apple(extra), Some(&admin)).await;
+        assert_eq!(refused.code(), "BAD_USER_INPUT", "{}", refused.0);
+        assert_eq!(refused.error().extensions["field"], field, "{}", refused.0);
+    }
+    assert_eq!(count(&app, "oauth_providers").await, 0);
+    let saved = app
+        .gql(
+            upsert,
+            apple(json!({"teamId": "TEAM123456", "keyId": "KEY1234567", "clientSecret": pem})),
+            Some(&admin),
+        )
+        .await;
+    let saved: Value = saved.data("upsertProvider");
+    assert_eq!(saved["issuer"], "https://appleid.apple.com");
+    assert_eq!(saved["teamId"], "TEAM123456");
+    assert_eq!(saved["keyId"], "KEY1234567");
+    assert_eq!(saved["hasClientSecret"], true);
+    assert_eq!(saved["scopes"], json!(["openid", "email", "name"]));
+    let listed = app
+        .gql(
+            "{ providers { name teamId keyId } }",
+            json!({}),
+            Some(&admin),
+        )
+        .await;
+    let body = listed.0.to_string();
+    assert!(!body.contains("PRIVATE KEY"), "{body}");
+    // Changed without the key again: the stored key stays.
+    let again = app
+        .gql(
+            upsert,
+            apple(json!({"displayName": "Sign in with Apple"})),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        again.data::<Value>("upsertProvider")["hasClientSecret"],
+        true
+    );
+}

@@ -128,6 +128,10 @@ pub struct Provider {
     pub extra_client_ids: Vec<String>,
     /// Whether a client secret is set (the secret itself is never returned).
     pub has_client_secret: bool,
+    /// Apple: the team id, `iss` of the client-secret JWT signed with the sealed key.
+    pub team_id: Option<String>,
+    /// Apple: the key id, `kid` of the client-secret JWT.
+    pub key_id: Option<String>,
     /// Scopes asked for by default.
     pub scopes: Vec<String>,
     /// Frontend callback URLs, matched exactly.

@@ -96,6 +96,8 @@ impl OAuthMutation {
             client_id: input.client_id,
             extra_client_ids: input.extra_client_ids.unwrap_or_default(),
             client_secret: input.client_secret,
+            team_id: input.team_id,
+            key_id: input.key_id,
             scopes: input.scopes,
             redirect_urls: input.redirect_urls,
             enabled: input.enabled,
@@ -159,6 +161,7 @@ impl OAuthMutation {
                 state: &input.state,
                 redirect_url: &input.redirect_url,
                 upsert_connection: input.upsert_connection,
+                user: input.user.as_deref(),
             },
             &request.origin,
         )
@@ -207,6 +210,7 @@ impl OAuthMutation {
                 state: &input.state,
                 redirect_url: &input.redirect_url,
                 upsert_connection: true,
+                user: input.user.as_deref(),
             },
             &request.origin,
         )

@@ -75,6 +75,13 @@ const STEPS: &[Step] = &[
         description: "used id_tokens",
         sql: Sql::Shared(include_str!("../../../migrations/0007_used_id_tokens.sql")),
     },
+    Step {
+        version: 8,
+        description: "provider signing key ids",
+        sql: Sql::Shared(include_str!(
+            "../../../migrations/0008_provider_signing_key.sql"
+        )),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and

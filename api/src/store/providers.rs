@@ -62,6 +62,8 @@ fn provider(row: &AnyRow) -> StoreResult<StoredProvider> {
             client_id: row.try_get("client_id")?,
             extra_client_ids: json_column(&row.try_get::<String, _>("extra_client_ids")?),
             has_client_secret: sealed_secret.is_some(),
+            team_id: row.try_get("team_id")?,
+            key_id: row.try_get("key_id")?,
             scopes: json_column(&row.try_get::<String, _>("scopes")?),
             redirect_urls: json_column(&row.try_get::<String, _>("redirect_urls")?),
             enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -75,7 +77,8 @@ fn provider(row: &AnyRow) -> StoreResult<StoredProvider> {
 macro_rules! provider_columns {
     () => {
         "id, tenant_id, name, kind, display_name, issuer, endpoints, client_id, \
-     extra_client_ids, client_secret, scopes, redirect_urls, enabled, created_at, updated_at"
+     extra_client_ids, client_secret, scopes, redirect_urls, enabled, created_at, updated_at, \
+     team_id, key_id"
     };
 }
 
@@ -92,12 +95,12 @@ impl Store {
         sqlx::query(
             "INSERT INTO oauth_providers (id, tenant_id, name, kind, display_name, issuer, \
              endpoints, client_id, extra_client_ids, client_secret, scopes, redirect_urls, \
-             enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+             enabled, created_at, updated_at, team_id, key_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16) \
              ON CONFLICT (id) DO UPDATE SET kind = $4, display_name = $5, issuer = $6, \
              endpoints = $7, client_id = $8, extra_client_ids = $9, \
              client_secret = COALESCE($10, oauth_providers.client_secret), scopes = $11, \
-             redirect_urls = $12, enabled = $13, updated_at = $14",
+             redirect_urls = $12, enabled = $13, updated_at = $14, team_id = $15, key_id = $16",
         )
         .bind(&p.id)
         .bind(&p.tenant_id)
@@ -113,6 +116,8 @@ impl Store {
         .bind(json(&p.redirect_urls))
         .bind(i64::from(p.enabled))
         .bind(now_ms())
+        .bind(&p.team_id)
+        .bind(&p.key_id)
         .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique("provider"))?;

@@ -59,6 +59,11 @@ pub struct ProviderInput {
     pub extra_client_ids: Option<Vec<String>>,
     /// Client secret: write-only, sealed at rest; omitted keeps the stored one.
     pub client_secret: Option<String>,
+    /// Apple: the team id (`iss` of the client-secret JWT signed with the key given as
+    /// `clientSecret`).
+    pub team_id: Option<String>,
+    /// Apple: the private key's id (`kid` of the client-secret JWT).
+    pub key_id: Option<String>,
     /// Scopes asked for; the kind's defaults when unset.
     pub scopes: Option<Vec<String>>,
     /// Allowed frontend callback URLs, matched exactly.
@@ -103,6 +108,14 @@ impl ProviderConfig {
     /// Revocation endpoint, when configured.
     async fn revocation_url(&self) -> Option<&str> {
         self.0.endpoints.revocation.as_deref()
+    }
+    /// Apple: the team id.
+    async fn team_id(&self) -> Option<&str> {
+        self.0.team_id.as_deref()
+    }
+    /// Apple: the private key's id.
+    async fn key_id(&self) -> Option<&str> {
+        self.0.key_id.as_deref()
     }
     /// Client id.
     async fn client_id(&self) -> &str {
@@ -193,6 +206,9 @@ pub struct CompleteOAuthInput {
     /// Also store the provider's tokens as a connection (completeOAuth; linkConnection always does).
     #[graphql(default)]
     pub upsert_connection: bool,
+    /// Apple: the `user` form field posted to the callback with the code (JSON with the
+    /// person's name; Apple sends it on the first sign-in only). Ignored for other kinds.
+    pub user: Option<String>,
 }
 
 /// `signInWithIdToken` input.

@@ -453,8 +453,14 @@ impl Auth {
             .refresh_token
             .ok_or_else(|| Error::Conflict("this connection holds no refresh token".into()))?;
         let client = ready.client(None)?;
-        let tokens = client
-            .exchange_refresh_token(&oauth2::RefreshToken::new(refresh_token))
+        let refresh_token = oauth2::RefreshToken::new(refresh_token);
+        let mut exchange = client.exchange_refresh_token(&refresh_token);
+        for (param, value) in
+            super::quirks::token_params(ready.provider.kind, &ready.provider.client_id)
+        {
+            exchange = exchange.add_extra_param(param, value);
+        }
+        let tokens = exchange
             .request_async(&self.oauth.outbound)
             .await
             .map_err(|e| token_error(name, e))?;
@@ -541,7 +547,8 @@ impl Auth {
     /// endpoint. Sent through the outbound client (its https and SSRF rules apply; the
     /// oauth2 crate's own revocation request refuses http, which the loopback test provider
     /// speaks), with the client authenticated as at the token endpoint (HTTP Basic with the
-    /// form-encoded id and secret, RFC 6749 §2.3.1; the id in the body for a public client).
+    /// form-encoded id and secret, RFC 6749 §2.3.1; the id in the body for a public client;
+    /// both in the body for Apple and TikTok, TikTok's id as `client_key`).
     async fn revoke_at_provider(&self, ready: &Ready, token: Revocable) -> Result<bool> {
         use base64::Engine as _;
         let name = &ready.provider.name;
@@ -561,7 +568,15 @@ impl Auth {
             .header(http::header::ACCEPT, "application/json");
         let encode =
             |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+        let in_body = super::quirks::credentials_in_body(ready.provider.kind);
         match &ready.secret {
+            Some(secret) if in_body => {
+                form.push((
+                    super::quirks::client_id_param(ready.provider.kind),
+                    &ready.provider.client_id,
+                ));
+                form.push(("client_secret", secret));
+            }
             Some(secret) => {
                 let pair = format!("{}:{}", encode(&ready.provider.client_id), encode(secret));
                 request = request.header(
@@ -573,7 +588,10 @@ impl Auth {
                 );
             }
             None => {
-                form.push(("client_id", &ready.provider.client_id));
+                form.push((
+                    super::quirks::client_id_param(ready.provider.kind),
+                    &ready.provider.client_id,
+                ));
             }
         }
         let request = request

@@ -132,6 +132,7 @@ impl Auth {
             }
         }
         let (url, _) = request.url();
+        let url = super::quirks::authorization_url(kind, url, &scopes);
         let id = new_id();
         let secrets = StateSecrets {
             verifier: verifier.secret().clone(),
@@ -199,9 +200,15 @@ impl Auth {
             .ok_or_else(|| anyhow::anyhow!("sealed OAuth state cannot be opened"))?;
         let ready = self.prepare(stored).await?;
         let client = ready.client(Some(redirect_url))?;
-        let tokens = client
+        let mut exchange = client
             .exchange_code(oauth2::AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(secrets.verifier))
+            .set_pkce_verifier(PkceCodeVerifier::new(secrets.verifier));
+        for (name, value) in
+            super::quirks::token_params(ready.provider.kind, &ready.provider.client_id)
+        {
+            exchange = exchange.add_extra_param(name, value);
+        }
+        let tokens = exchange
             .request_async(&self.oauth.outbound)
             .await
             .map_err(|e| token_error(&ready.provider.name, e))?;
@@ -342,7 +349,7 @@ impl Auth {
         input: CompleteOAuth<'_>,
         origin: &Device,
     ) -> Result<Issued> {
-        let exchanged = self
+        let mut exchanged = self
             .exchange(
                 tenant,
                 input.provider,
@@ -351,6 +358,14 @@ impl Auth {
                 input.redirect_url,
             )
             .await?;
+        // Apple gives the name once, on the first sign-in, beside the code (not signed:
+        // used only as the display name of an account created now).
+        if exchanged.ready.provider.kind == crate::domain::ProviderKind::Apple
+            && exchanged.profile.name.is_none()
+            && let Some(user) = input.user
+        {
+            exchanged.profile.name = super::quirks::apple_user_name(user);
+        }
         let (user, action) = self
             .user_for(
                 tenant,
@@ -604,6 +619,8 @@ pub struct CompleteOAuth<'a> {
     pub redirect_url: &'a str,
     /// Store the provider tokens as a connection.
     pub upsert_connection: bool,
+    /// Apple's `user` form field (JSON with the name), posted on the first sign-in only.
+    pub user: Option<&'a str>,
 }
 
 fn profile_of(claims: IdClaims) -> Profile {

@@ -10,6 +10,7 @@ mod jwks;
 mod outbound;
 mod presets;
 mod providers;
+mod quirks;
 
 pub use connections::ProviderTokens;
 pub use flow::{CompleteOAuth, OAuthStart};
@@ -119,6 +120,25 @@ impl Auth {
             ),
             None => None,
         };
+        // Apple: the stored secret is the team's private key; each use signs a fresh JWT.
+        let secret = match (provider.kind, secret) {
+            (crate::domain::ProviderKind::Apple, Some(pem)) => {
+                let (Some(team), Some(key)) = (&provider.team_id, &provider.key_id) else {
+                    return Err(provider_error(&provider.name, "no team id or key id"));
+                };
+                Some(
+                    quirks::apple_client_secret(
+                        &pem,
+                        team,
+                        key,
+                        &provider.client_id,
+                        crate::domain::now_ms() / 1000,
+                    )
+                    .map_err(|e| provider_error(&provider.name, format!("client secret: {e}")))?,
+                )
+            }
+            (_, secret) => secret,
+        };
         let mut endpoints = provider.endpoints.clone();
         if provider.kind.is_oidc()
             && let Some(issuer) = &provider.issuer
@@ -214,6 +234,9 @@ impl Ready {
                 );
         if let Some(secret) = &self.secret {
             client = client.set_client_secret(oauth2::ClientSecret::new(secret.clone()));
+        }
+        if quirks::credentials_in_body(self.provider.kind) {
+            client = client.set_auth_type(oauth2::AuthType::RequestBody);
         }
         if let Some(redirect) = redirect_url {
             client = client.set_redirect_uri(

@@ -32,8 +32,13 @@ pub struct ProviderSpec {
     pub client_id: String,
     /// More client ids accepted as the `aud` of id_tokens (native apps).
     pub extra_client_ids: Vec<String>,
-    /// Client secret; `None` keeps the stored one.
+    /// Client secret; `None` keeps the stored one. Apple: the team's private key (the
+    /// `.p8` file's PEM), from which each call's client-secret JWT is signed.
     pub client_secret: Option<String>,
+    /// Apple: the team id (`iss` of the client-secret JWT).
+    pub team_id: Option<String>,
+    /// Apple: the private key's id (`kid`).
+    pub key_id: Option<String>,
     /// Scopes; the kind's defaults when unset.
     pub scopes: Option<Vec<String>>,
     /// Allowed frontend callback URLs, matched exactly.
@@ -81,6 +86,37 @@ fn check_redirect(raw: &str) -> Result<String> {
         ));
     }
     Ok(raw.trim().to_owned())
+}
+
+/// Apple's team id and key id (required for `APPLE`, kept from the stored provider when not
+/// given again; `None` for every other kind).
+fn apple_ids(
+    kind: ProviderKind,
+    team_id: &Option<String>,
+    key_id: &Option<String>,
+    existing: Option<&Provider>,
+) -> Result<(Option<String>, Option<String>)> {
+    if kind != ProviderKind::Apple {
+        return Ok((None, None));
+    }
+    let one = |given: &Option<String>, stored: Option<&Option<String>>, name: &'static str| {
+        let value = given
+            .as_ref()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| stored.cloned().flatten());
+        match value {
+            Some(v) if v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()) => Ok(v),
+            _ => Err(field(
+                name,
+                "an Apple provider needs its team id and key id (letters and digits)",
+            )),
+        }
+    };
+    Ok((
+        Some(one(team_id, existing.map(|e| &e.team_id), "input.teamId")?),
+        Some(one(key_id, existing.map(|e| &e.key_id), "input.keyId")?),
+    ))
 }
 
 impl Auth {
@@ -225,6 +261,30 @@ impl Auth {
         if secret.as_ref().is_some_and(|s| s.len() > 4096) {
             return Err(field("input.clientSecret", "clientSecret is too long"));
         }
+        let (team_id, key_id) = apple_ids(
+            kind,
+            &spec.team_id,
+            &spec.key_id,
+            existing.as_ref().map(|e| &e.provider),
+        )?;
+        if kind == ProviderKind::Apple
+            && let Some(pem) = &secret
+            && jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).is_err()
+        {
+            return Err(field(
+                "input.clientSecret",
+                "an Apple provider's clientSecret is its private key: the .p8 file's PEM (EC P-256)",
+            ));
+        }
+        if kind == ProviderKind::Apple
+            && secret.is_none()
+            && existing.as_ref().is_none_or(|e| e.sealed_secret.is_none())
+        {
+            return Err(field(
+                "input.clientSecret",
+                "an Apple provider needs its private key (the .p8 file's PEM) as clientSecret",
+            ));
+        }
         let sealed_secret = secret.map(|s| self.master.seal(&secret_context(&id), s.as_bytes()));
         let now = now_ms();
         let provider = Provider {
@@ -243,6 +303,8 @@ impl Auth {
                 .filter(|c| !c.is_empty())
                 .collect(),
             has_client_secret: false,
+            team_id,
+            key_id,
             scopes,
             redirect_urls,
             enabled: spec.enabled.unwrap_or(true),
