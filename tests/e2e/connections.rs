@@ -206,6 +206,30 @@ async fn connection_tokens_work_at_the_provider_and_are_for_backends_only() {
         )
         .await;
     assert_eq!(unknown.code(), "NOT_FOUND");
+    // A disabled account's tokens are not handed out; enabled again, they are.
+    let admin_only = app.machine_token("default", &["admin"]).await;
+    let disable = |on: bool| {
+        let app = &app;
+        let admin_only = &admin_only;
+        let id = alice.user_id.clone();
+        async move {
+            app.gql(
+                "mutation($id: ID!, $on: Boolean!) { adminUpdateUser(id: $id, input: {disabled: $on}) { disabled } }",
+                json!({"id": id, "on": on}),
+                Some(admin_only),
+            )
+            .await
+            .data::<Value>("adminUpdateUser")
+        }
+    };
+    disable(true).await;
+    let refused = tokens(&app, &backend.secret, &alice.user_id).await;
+    assert_eq!(refused.code(), "FORBIDDEN", "{}", refused.0);
+    assert!(!refused.0.to_string().contains(&access));
+    disable(false).await;
+    let _: Value = tokens(&app, &backend.secret, &alice.user_id)
+        .await
+        .data("connectionTokens");
     // No user-facing answer carries a provider token.
     let listed = app
         .gql(CONNECTIONS, json!({}), Some(&alice.access_token))

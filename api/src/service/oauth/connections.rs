@@ -82,7 +82,8 @@ impl Auth {
 
     /// A user's provider tokens, for a backend holding a machine token with scope
     /// `connections` (a user's own token or an admin token is refused: provider tokens are
-    /// for backends). An access token that has run out (or is about to) is refreshed
+    /// for backends; a disabled account's → `FORBIDDEN`). An access token that has run out
+    /// (or is about to) is refreshed
     /// first, once across every replica; without a refresh token it is returned as stored,
     /// its `expires_at` in the past.
     pub async fn connection_tokens(
@@ -97,6 +98,14 @@ impl Auth {
             return Err(Error::Forbidden(
                 "provider tokens are for machine tokens with scope connections".into(),
             ));
+        }
+        // A disabled account's provider tokens are not handed out: nobody acts for it.
+        match self.store.user_by_id(&tenant.id, user_id).await {
+            Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
+            Ok(user) if user.disabled_at.is_some() => {
+                return Err(Error::Forbidden("account disabled".into()));
+            }
+            other => drop(other?),
         }
         let stored = self.configured_provider(tenant, provider).await?;
         let mut connection = self.stored_connection(tenant, user_id, &stored).await?;
