@@ -120,7 +120,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("tenant {}: {e}", args.tenant))?;
             let created = auth
-                .create_api_token(&tenant, None, &args.name, &scopes)
+                .create_api_token(
+                    &tenant,
+                    None,
+                    &args.name,
+                    &scopes,
+                    None,
+                    &crate::domain::Device::default(),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id: {}", created.token.id);

@@ -131,6 +131,11 @@ pub struct Config {
     #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]
     pub smtp_url: Option<String>,
 
+    /// Comma-separated origins of browser frontends allowed to call the API (CORS), e.g.
+    /// `https://app.example.com`; tenants add their own (`allowedOrigins`). Empty: none.
+    #[arg(long, env = "AUTH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub cors_origins: Vec<String>,
+
     /// Sender of mail when the tenant's branding names none.
     #[arg(
         long,
@@ -228,6 +233,20 @@ fn parse_net(value: &str) -> Result<ipnet::IpNet, String> {
         .parse::<ipnet::IpNet>()
         .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("`{value}` is neither an IP address nor a CIDR"))
+}
+
+/// A browser origin exactly as browsers send it: `scheme://host[:port]`, nothing more.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let parsed =
+        url::Url::parse(value).map_err(|_| "must be an origin such as https://app.example.com")?;
+    let exact = parsed.origin().ascii_serialization();
+    if !matches!(parsed.scheme(), "http" | "https") || exact != value {
+        return Err(format!(
+            "must be an origin such as https://app.example.com (scheme, host, port; no path, no trailing slash, no wildcard), not {value}"
+        ));
+    }
+    Ok(exact)
 }
 
 fn parse_issuer(value: &str) -> Result<String, String> {

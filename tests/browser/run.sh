@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GraphiQL browser test: installs Debian's chromium if needed, the pinned npm packages,
+# The browser tests (GraphiQL, and CORS from pages on other ports): installs Debian's chromium if needed, the pinned npm packages,
 # and runs graphiql.test.mjs against the real auth-api binary.
 #
 #   tests/browser/run.sh                      # uses <repo>/target/debug/auth-api
@@ -28,4 +28,6 @@ else
   npm install --no-audit --no-fund
 fi
 
-exec node graphiql.test.mjs
+node graphiql.test.mjs
+# CORS: a page on another localhost port signs in across origins (and an unlisted one cannot).
+exec node cors.test.mjs

@@ -5,9 +5,11 @@
 mod support;
 
 mod account;
+mod admin_audit;
 mod admin_settings;
 mod admin_users;
 mod connections;
+mod cors;
 mod emails;
 mod hardening;
 mod http;

@@ -27,6 +27,29 @@ macro_rules! named {
     };
 }
 
+/// An event as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Event id.
+    pub id: String,
+    /// When.
+    pub at: super::Millis,
+    /// What.
+    pub action: String,
+    /// Who: `user:<id>`, `token:<id>`, `system`.
+    pub actor: Option<String>,
+    /// Whose.
+    pub user_id: Option<String>,
+    /// The session concerned.
+    pub session_id: Option<String>,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client `User-Agent`.
+    pub user_agent: Option<String>,
+    /// Details, JSON.
+    pub detail: serde_json::Value,
+}
+
 named! {
     /// What an audit event records.
     AuditAction {
@@ -64,6 +87,20 @@ named! {
         UserPrimaryEmailChanged => "user.primary_email_changed",
         /// One session was revoked.
         SessionRevoked => "session.revoked",
+        /// The user signed out (their own session ended).
+        SessionSignedOut => "session.signed_out",
+        /// A refresh token was exchanged for a new pair.
+        SessionRefreshed => "session.refreshed",
+        /// A sign-in code was asked for (with or without an account).
+        UserOtpRequested => "user.otp_requested",
+        /// A machine token was created.
+        AdminTokenCreated => "admin.token_created",
+        /// A machine token was deleted.
+        AdminTokenDeleted => "admin.token_deleted",
+        /// A tenant was created (recorded in the default tenant).
+        PlatformTenantCreated => "platform.tenant_created",
+        /// A tenant was deleted with everything it owned (recorded in the default tenant).
+        PlatformTenantDeleted => "platform.tenant_deleted",
         /// Every session of the user was revoked.
         SessionRevokedAll => "session.revoked_all",
         /// A spent refresh token came back after the grace window; the session ended.

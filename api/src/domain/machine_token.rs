@@ -15,6 +15,8 @@ pub struct ApiToken {
     pub scopes: Vec<Scope>,
     /// Creation time.
     pub created_at: Millis,
-    /// Last time it authenticated a request.
+    /// Last time it authenticated a request (written at most once a minute).
     pub last_used_at: Option<Millis>,
+    /// When it stops working; never when unset.
+    pub expires_at: Option<Millis>,
 }

@@ -15,7 +15,7 @@ mod session;
 mod tenant;
 mod user;
 
-pub use audit::{AuditAction, RevokeReason, SignInMethod};
+pub use audit::{AuditAction, AuditRecord, RevokeReason, SignInMethod};
 pub use email::Email;
 pub use machine_token::ApiToken;
 pub use mail::Composed;

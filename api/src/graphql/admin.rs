@@ -5,7 +5,9 @@
 use async_graphql::{Context, ID, Object};
 
 use super::guard::Access;
-use super::types::{AdminUserInput, Settings, SettingsInput, User, UserConnection};
+use super::types::{
+    AdminUserInput, AuditEventConnection, Settings, SettingsInput, User, UserConnection,
+};
 use super::{GqlResultExt, caller, parts};
 
 /// Admin queries.
@@ -52,6 +54,31 @@ impl AdminQuery {
         let (auth, request) = parts(ctx)?;
         let user = auth.admin_user(&request.tenant, &id_or_email).await.gql()?;
         Ok(user.map(User))
+    }
+
+    /// The tenant's audit log, newest first (admin): `first` (default 20, at most 100)
+    /// after the cursor `after`, only `action` (e.g. `user.sign_in`) and only events about
+    /// `userId` when given. Keyset pages: events written meanwhile do not shift them.
+    #[graphql(guard = "Access::Admin")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i64>,
+        after: Option<String>,
+        action: Option<String>,
+        user_id: Option<ID>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        let (auth, request) = parts(ctx)?;
+        auth.audit_log(
+            &request.tenant,
+            first,
+            after.as_deref(),
+            action.as_deref(),
+            user_id.as_ref().map(|id| id.as_str()),
+        )
+        .await
+        .gql()
+        .map(AuditEventConnection::from)
     }
 }
 

@@ -140,7 +140,7 @@ impl CoreMutation {
         refresh_token: String,
     ) -> async_graphql::Result<AuthPayload> {
         let (auth, request) = parts(ctx)?;
-        auth.refresh(&request.tenant, &refresh_token)
+        auth.refresh(&request.tenant, &refresh_token, &request.origin)
             .await
             .gql()
             .map(AuthPayload)
@@ -259,6 +259,8 @@ impl CoreMutation {
                 Some(caller(ctx).await?),
                 &input.name,
                 &scopes,
+                input.expires_at.map(|at| at.0),
+                &request.origin,
             )
             .await
             .gql()?;
@@ -272,7 +274,7 @@ impl CoreMutation {
     #[graphql(guard = "Access::Admin")]
     async fn delete_api_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let (auth, request) = parts(ctx)?;
-        auth.delete_api_token(&request.tenant, caller(ctx).await?, &id)
+        auth.delete_api_token(&request.tenant, caller(ctx).await?, &id, &request.origin)
             .await
             .gql()?;
         Ok(true)
@@ -285,18 +287,25 @@ impl CoreMutation {
         ctx: &Context<'_>,
         input: CreateTenantInput,
     ) -> async_graphql::Result<Tenant> {
-        let (auth, _) = parts(ctx)?;
-        auth.create_tenant(&input.slug, &input.name)
-            .await
-            .gql()
-            .map(Tenant)
+        let (auth, request) = parts(ctx)?;
+        auth.create_tenant(
+            caller(ctx).await?,
+            &input.slug,
+            &input.name,
+            &request.origin,
+        )
+        .await
+        .gql()
+        .map(Tenant)
     }
 
     /// Delete a tenant and everything it owns (scope `platform`); `default` cannot be deleted.
     #[graphql(guard = "Access::Scope(Scope::Platform)")]
     async fn delete_tenant(&self, ctx: &Context<'_>, slug: String) -> async_graphql::Result<bool> {
-        let (auth, _) = parts(ctx)?;
-        auth.delete_tenant(&slug).await.gql()?;
+        let (auth, request) = parts(ctx)?;
+        auth.delete_tenant(caller(ctx).await?, &slug, &request.origin)
+            .await
+            .gql()?;
         Ok(true)
     }
 }

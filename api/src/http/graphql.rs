@@ -157,6 +157,18 @@ async fn execute(
             );
         }
     };
+    if let Some(page) = headers.get(header::ORIGIN)
+        && !same_origin(page, headers)
+        && !page
+            .to_str()
+            .is_ok_and(|page| state.auth.cors_origin_allowed(&tenant, page))
+    {
+        return request_error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "this origin may not call the API for this tenant (AUTH_CORS_ORIGINS, allowedOrigins)",
+        );
+    }
     let origin = origin(&state.config, peer, headers);
     let bearer = bearer(headers).map(str::to_owned);
     let hashes = HashBudget::default();
@@ -191,6 +203,19 @@ async fn execute(
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     http
+}
+
+/// Whether the page's `Origin` is the API's own (GraphiQL): the same host and port as the
+/// request's `Host`.
+fn same_origin(page: &HeaderValue, headers: &HeaderMap) -> bool {
+    let (Ok(page), Some(host)) = (
+        page.to_str(),
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    ) else {
+        return false;
+    };
+    page.split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
 /// Parse and validation errors (wrong types, missing fields, unknown fields, limits) carry

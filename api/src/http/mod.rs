@@ -16,12 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))
         .fallback(|| async { request_error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such endpoint") })
+        .layer(cors(state.auth.clone()))
         .layer(middleware::from_fn(ops::track))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -69,6 +71,32 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
         .with_state(state)
+}
+
+/// CORS for browser frontends on other origins: a preflight names no tenant, so it is
+/// answered for `AUTH_CORS_ORIGINS` and every tenant's `allowedOrigins` together; the
+/// request itself is then checked against its own tenant's list (see `graphql.rs`). Never a
+/// wildcard, no credentials (tokens travel in `Authorization`, not cookies).
+fn cors(auth: Auth) -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, _parts: &axum::http::request::Parts| {
+                let auth = auth.clone();
+                async move {
+                    match origin.to_str() {
+                        Ok(origin) => auth.cors_origin_known(origin).await,
+                        Err(_) => false,
+                    }
+                }
+            },
+        ))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-tenant"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 /// A GraphQL-shaped error response for a request that never reached execution.

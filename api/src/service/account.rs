@@ -58,23 +58,22 @@ impl Auth {
         self.store
             .set_password_hash(&tenant.id, user_id, &hash)
             .await?;
+        let event = self.event(
+            AuditAction::UserPasswordChanged,
+            Some(caller),
+            user_id,
+            Some(session_id),
+            origin,
+        );
         self.store
             .revoke_other_sessions(
-                self.revoking(tenant, RevokeReason::PasswordChanged),
+                self.revoking(tenant, RevokeReason::PasswordChanged)
+                    .with_audit(&event),
                 user_id,
                 session_id,
             )
             .await?;
         self.feed.announce().await;
-        self.audit(
-            tenant,
-            Some(caller),
-            AuditAction::UserPasswordChanged,
-            user_id,
-            Some(session_id),
-            origin,
-        )
-        .await;
         Ok(())
     }
 
@@ -99,18 +98,16 @@ impl Auth {
         origin: &Device,
     ) -> Result<u64> {
         self.existing_user(tenant, user_id).await?;
-        let count = self
-            .revoke_user(tenant, user_id, RevokeReason::AdminRevoked)
-            .await?;
-        self.audit(
-            tenant,
-            Some(caller),
+        let event = self.event(
             AuditAction::AdminSessionsRevoked,
+            Some(caller),
             user_id,
             None,
             origin,
-        )
-        .await;
+        );
+        let count = self
+            .revoke_user(tenant, user_id, RevokeReason::AdminRevoked, Some(&event))
+            .await?;
         Ok(count)
     }
 
@@ -129,22 +126,22 @@ impl Auth {
         // The provider tokens are read before the rows go and revoked once they have:
         // best effort, a provider that fails does not keep the account.
         let connections = self.sealed_connections(tenant, user_id).await;
-        let revoking = self.revoking(tenant, RevokeReason::AccountDeleted);
+        let event = self.event(
+            AuditAction::UserDeleted,
+            Some(caller),
+            user_id,
+            None,
+            origin,
+        );
+        let revoking = self
+            .revoking(tenant, RevokeReason::AccountDeleted)
+            .with_audit(&event);
         match self.store.delete_user(revoking, user_id).await {
             Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
             other => other?,
         }
         self.feed.announce().await;
         self.revoke_connections(tenant, connections).await;
-        self.audit(
-            tenant,
-            Some(caller),
-            AuditAction::UserDeleted,
-            user_id,
-            None,
-            origin,
-        )
-        .await;
         Ok(())
     }
 

@@ -245,6 +245,7 @@ impl Auth {
                 user_id: Some(user_id),
                 session_id: None,
                 ip: origin.ip.as_deref(),
+                user_agent: origin.user_agent.as_deref(),
                 detail,
             })
             .collect();

@@ -145,6 +145,9 @@ impl Auth {
             .await
         {
             Err(StoreError::NotFound) => Err(Error::Unauthenticated("machine token is invalid")),
+            Ok(token) if token.expires_at.is_some_and(|at| at <= now_ms()) => {
+                Err(Error::Unauthenticated("machine token has expired"))
+            }
             other => Ok(other?),
         }
     }

@@ -5,13 +5,14 @@ use serde_json::json;
 
 use super::limits::Guarded;
 use super::mail::Template;
-use super::{Auth, Device, Error, Issued, Result};
+use super::{Auth, Caller, Device, Error, Issued, Result};
 use crate::crypto;
 use crate::domain::User;
 use crate::domain::{
     AuditAction, Email, Millis, Password, RevokeReason, SignInMethod, Tenant, new_id, now_ms,
 };
 use crate::store::StoreError;
+use crate::store::audit::AuditEvent;
 use crate::store::challenges::{ChallengeKind, NewChallenge};
 use crate::store::users::NewUser;
 
@@ -92,8 +93,18 @@ impl Auth {
             max_attempts: i64::from(settings.max_login_attempts.clamp(1, 20)),
             expires_at: now + ttl_ms,
         };
+        // Recorded for unknown addresses too (without a user), so the work is the same.
+        let audit = AuditEvent {
+            action: AuditAction::UserOtpRequested,
+            actor: user.as_ref().map(|o| Caller::user_actor(&o.user.id)),
+            user_id: user.as_ref().map(|o| o.user.id.as_str()),
+            session_id: None,
+            ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
+            detail: json!({ "challengeId": id }),
+        };
         self.store
-            .open_challenge(&tenant.id, &challenge, now, Some(&mail))
+            .open_challenge(&tenant.id, &challenge, now, Some(&mail), Some(&audit))
             .await?;
         self.mailer.wake();
         metrics::counter!("auth_otp_requested_total").increment(1);
@@ -140,6 +151,22 @@ impl Auth {
                     .await?;
             }
             metrics::counter!("auth_sign_ins_total", "method" => "otp", "outcome" => "invalid_credentials").increment(1);
+            if let Some(user_id) = challenge.user_id.as_deref() {
+                self.store
+                    .audit(
+                        &tenant.id,
+                        AuditEvent {
+                            action: AuditAction::UserSignInFailed,
+                            actor: Some(Caller::user_actor(user_id)),
+                            user_id: Some(user_id),
+                            session_id: None,
+                            ip: origin.ip.as_deref(),
+                            user_agent: origin.user_agent.as_deref(),
+                            detail: json!({ "method": "otp", "reason": "wrong_code", "attemptsLeft": challenge.max_attempts - challenge.attempts }),
+                        },
+                    )
+                    .await;
+            }
             return Err(CODE_WRONG);
         }
         if !self
@@ -290,7 +317,7 @@ impl Auth {
             let mail = user.is_some().then_some(&mail);
             if let Err(error) = auth
                 .store
-                .open_challenge(&tenant.id, &challenge, now, mail)
+                .open_challenge(&tenant.id, &challenge, now, mail, None)
                 .await
             {
                 tracing::error!(error = %error, "password reset not recorded");

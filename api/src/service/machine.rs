@@ -110,12 +110,15 @@ impl Auth {
                 return Ok(inactive);
             }
             let scope: Vec<&str> = found.scopes.iter().map(|s| s.as_str()).collect();
-            return Ok(Introspection::machine_token(
+            let mut answer = Introspection::machine_token(
                 found.id,
                 tenant.slug,
                 scope.join(" "),
                 found.created_at / 1000,
-            ));
+            );
+            // An expiring token says when, so that no cache keeps it past then.
+            answer.exp = found.expires_at.map(|at| at / 1000);
+            return Ok(answer);
         }
         let Ok(claims) = self.verify_access_token(token).await else {
             return Ok(inactive);

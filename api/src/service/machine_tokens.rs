@@ -5,8 +5,12 @@ use auth_protocol::MACHINE_TOKEN_PREFIX;
 
 use super::{Auth, Caller, Error, Result};
 use crate::crypto;
-use crate::domain::{ApiToken, Scope, Tenant, now_ms};
+use serde_json::json;
+
+use super::tokens::SYSTEM;
+use crate::domain::{ApiToken, AuditAction, Device, FieldInvalid, Millis, Scope, Tenant, now_ms};
 use crate::store::StoreError;
+use crate::store::audit::AuditEvent;
 
 /// A machine token just created: the only time its secret is shown.
 #[derive(Debug, Clone)]
@@ -38,8 +42,13 @@ impl Auth {
         granted_by: Option<&Caller>,
         name: &str,
         scopes: &[Scope],
+        expires_at: Option<Millis>,
+        origin: &Device,
     ) -> Result<CreatedApiToken> {
         let name = name.trim();
+        if expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(FieldInvalid::new("expiresAt", "expiresAt must be in the future").into());
+        }
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::BadInput("name must have 1 to 100 characters".into()));
         }
@@ -53,9 +62,26 @@ impl Auth {
         scopes.sort_by_key(|s| s.as_str());
         scopes.dedup();
         let secret = format!("{MACHINE_TOKEN_PREFIX}{}", crypto::random_token(32));
+        let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let audit = AuditEvent {
+            action: AuditAction::AdminTokenCreated,
+            actor: Some(granted_by.map_or_else(|| SYSTEM.to_owned(), Caller::actor)),
+            user_id: None,
+            session_id: None,
+            ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
+            detail: json!({ "name": name, "scopes": scope_names, "expiresAt": expires_at }),
+        };
         let token = self
             .store
-            .create_api_token(&tenant.id, name, &scopes, &crypto::token_hash(&secret))
+            .create_api_token(
+                &tenant.id,
+                name,
+                &scopes,
+                &crypto::token_hash(&secret),
+                expires_at,
+                Some(audit),
+            )
             .await?;
         Ok(CreatedApiToken { token, secret })
     }
@@ -67,7 +93,13 @@ impl Auth {
 
     /// Delete a machine token; verifiers drop it at once. The caller must hold every scope of
     /// the token (a tenant admin cannot withdraw the platform's tokens).
-    pub async fn delete_api_token(&self, tenant: &Tenant, caller: &Caller, id: &str) -> Result<()> {
+    pub async fn delete_api_token(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        id: &str,
+        origin: &Device,
+    ) -> Result<()> {
         let token = self
             .store
             .api_token(&tenant.id, id)
@@ -76,7 +108,20 @@ impl Auth {
         refuse_ungranted(caller, &token.scopes, "delete a token with")?;
         // Verifiers cache a machine token's introspection for at most an hour.
         let horizon = now_ms() / 1000 + 3600;
-        match self.store.delete_api_token(tenant, id, horizon).await {
+        let audit = AuditEvent {
+            action: AuditAction::AdminTokenDeleted,
+            actor: Some(caller.actor()),
+            user_id: None,
+            session_id: None,
+            ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
+            detail: json!({ "tokenId": id, "name": token.name }),
+        };
+        match self
+            .store
+            .delete_api_token(tenant, id, horizon, &audit)
+            .await
+        {
             Err(StoreError::NotFound) => return Err(Error::NotFound("api token")),
             other => other?,
         }

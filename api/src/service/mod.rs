@@ -27,6 +27,7 @@ mod tenants;
 mod tokens;
 
 pub use admin_users::{AdminUserUpdate, UserPage};
+pub use audit::AuditPage;
 pub use caller::Caller;
 pub use challenges::OtpChallenge;
 pub use events::{SessionEvent, SessionEventKind, SessionEvents};

@@ -121,6 +121,7 @@ fn user_event<'a>(
         user_id: Some(user_id),
         session_id,
         ip: origin.ip.as_deref(),
+        user_agent: origin.user_agent.as_deref(),
         detail,
     }
 }

@@ -180,8 +180,8 @@ impl Auth {
     }
 
     /// Every five minutes: expired sessions, spent successors, old revocations, ended
-    /// challenges, stale rate-limit counters, expired OAuth sign-in states and spent
-    /// id_tokens past their expiry.
+    /// challenges, stale rate-limit counters, expired OAuth sign-in states, spent id_tokens
+    /// past their expiry, and audit events past their tenant's retention.
     async fn housekeeping(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
@@ -208,6 +208,11 @@ impl Auth {
             }
             if let Err(error) = store.purge_used_id_tokens().await {
                 tracing::warn!(error = %error, "used id_token purge failed");
+            }
+            match self.purge_audit_events().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "audit events past retention deleted"),
+                Err(error) => tracing::warn!(error = %error, "audit purge failed"),
             }
             self.keys.reload_if_stale().await;
         }

@@ -4,6 +4,7 @@
 use super::{Auth, Caller, Error, Result, user_of};
 use crate::domain::{AuditAction, Device, RevokeReason, Session, Tenant, User, UserEmail, now_ms};
 use crate::store::StoreError;
+use crate::store::audit::AuditEvent;
 use crate::store::sessions::Revoking;
 
 impl Auth {
@@ -49,24 +50,28 @@ impl Auth {
         id: &str,
         origin: &Device,
     ) -> Result<()> {
+        self.end_session(tenant, caller, id, origin, AuditAction::SessionRevoked)
+            .await
+    }
+
+    /// End one of the caller's sessions, recording `action` in the revocation's transaction.
+    async fn end_session(
+        &self,
+        tenant: &Tenant,
+        caller: &Caller,
+        id: &str,
+        origin: &Device,
+        action: AuditAction,
+    ) -> Result<()> {
         let user_id = user_of(caller)?;
-        if !self
-            .store
-            .revoke_session(self.revoking(tenant, RevokeReason::Revoked), user_id, id)
-            .await?
-        {
+        let event = self.event(action, Some(caller), user_id, Some(id), origin);
+        let revoking = self
+            .revoking(tenant, RevokeReason::Revoked)
+            .with_audit(&event);
+        if !self.store.revoke_session(revoking, user_id, id).await? {
             return Err(Error::NotFound("session"));
         }
         self.feed.announce().await;
-        self.audit(
-            tenant,
-            Some(caller),
-            AuditAction::SessionRevoked,
-            user_id,
-            Some(id),
-            origin,
-        )
-        .await;
         Ok(())
     }
 
@@ -77,8 +82,14 @@ impl Auth {
                 "only a signed-in user can sign out".into(),
             ));
         };
-        self.revoke_session(tenant, caller, &session_id.clone(), origin)
-            .await
+        self.end_session(
+            tenant,
+            caller,
+            session_id,
+            origin,
+            AuditAction::SessionSignedOut,
+        )
+        .await
     }
 
     /// Revoke every session of the caller, theirs included; returns how many there were.
@@ -89,33 +100,29 @@ impl Auth {
         origin: &Device,
     ) -> Result<u64> {
         let user_id = user_of(caller)?.to_owned();
-        let count = self
-            .revoke_user(tenant, &user_id, RevokeReason::RevokedAll)
-            .await?;
-        self.audit(
-            tenant,
-            Some(caller),
+        let event = self.event(
             AuditAction::SessionRevokedAll,
+            Some(caller),
             &user_id,
             None,
             origin,
-        )
-        .await;
-        Ok(count)
+        );
+        self.revoke_user(tenant, &user_id, RevokeReason::RevokedAll, Some(&event))
+            .await
     }
 
     /// Revoke every session and access token of a user: a user cut-off and a session entry
-    /// per session ended, written with the revocation in one transaction.
+    /// per session ended, written with the revocation (and `audit`) in one transaction.
     pub async fn revoke_user(
         &self,
         tenant: &Tenant,
         user_id: &str,
         reason: RevokeReason,
+        audit: Option<&AuditEvent<'_>>,
     ) -> Result<u64> {
-        let count = self
-            .store
-            .revoke_user_sessions(self.revoking(tenant, reason), user_id)
-            .await?;
+        let mut revoking = self.revoking(tenant, reason);
+        revoking.audit = audit;
+        let count = self.store.revoke_user_sessions(revoking, user_id).await?;
         self.feed.announce().await;
         Ok(count)
     }
@@ -126,6 +133,7 @@ impl Auth {
             tenant,
             reason,
             horizon: self.revocation_horizon(),
+            audit: None,
         }
     }
 

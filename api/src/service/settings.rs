@@ -3,6 +3,7 @@
 //! reads through (invalidated on this replica at once and on the others through the store's
 //! tenant notifications).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,6 +26,9 @@ const CACHE_CAPACITY: u64 = 10_000;
 #[derive(Clone)]
 pub(super) struct TenantCache {
     tenants: moka::sync::Cache<String, Tenant>,
+    /// Every tenant's `allowedOrigins` together (what a preflight, which names no tenant,
+    /// is answered for); rebuilt on first use after any change.
+    origins: Arc<std::sync::RwLock<Option<Arc<HashSet<String>>>>>,
     /// Bumped on every invalidation, so that a read that started before one does not put
     /// what it read back into the cache.
     generation: Arc<AtomicU64>,
@@ -37,6 +41,7 @@ impl TenantCache {
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_BACKSTOP)
                 .build(),
+            origins: Arc::default(),
             generation: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -59,6 +64,7 @@ impl TenantCache {
     /// Forget one tenant, or every tenant when `slug` is `None`.
     pub(super) fn forget(&self, slug: Option<&str>) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+        *self.origins.write().unwrap_or_else(|e| e.into_inner()) = None;
         match slug {
             Some(slug) => self.tenants.invalidate(slug),
             None => self.tenants.invalidate_all(),
@@ -101,6 +107,7 @@ impl Auth {
             user_id: None,
             session_id: None,
             ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
             detail: serde_json::json!({ "fields": changed }),
         };
         self.store
@@ -108,6 +115,55 @@ impl Auth {
             .await?;
         self.tenant_changed(&tenant.slug).await;
         Ok(settings)
+    }
+
+    /// Whether a browser page on `origin` may call the API in some tenant: listed in
+    /// `AUTH_CORS_ORIGINS` or in any tenant's `allowedOrigins`. What preflights answer for.
+    pub async fn cors_origin_known(&self, origin: &str) -> bool {
+        if self.config.cors_origins.iter().any(|o| o == origin) {
+            return true;
+        }
+        let cached = self
+            .tenants
+            .origins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let origins = match cached {
+            Some(origins) => origins,
+            None => {
+                let generation = self.tenants.generation();
+                let tenants = match self.store.tenants().await {
+                    Ok(tenants) => tenants,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "tenants unavailable for CORS");
+                        return false;
+                    }
+                };
+                let all: Arc<HashSet<String>> = Arc::new(
+                    tenants
+                        .into_iter()
+                        .flat_map(|t| t.settings.allowed_origins)
+                        .collect(),
+                );
+                if self.tenants.generation() == generation {
+                    *self
+                        .tenants
+                        .origins
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(all.clone());
+                }
+                all
+            }
+        };
+        origins.contains(origin)
+    }
+
+    /// Whether a browser page on `origin` may call the API in `tenant`: listed in
+    /// `AUTH_CORS_ORIGINS` or in the tenant's `allowedOrigins`.
+    pub fn cors_origin_allowed(&self, tenant: &Tenant, origin: &str) -> bool {
+        self.config.cors_origins.iter().any(|o| o == origin)
+            || tenant.settings.allowed_origins.iter().any(|o| o == origin)
     }
 
     /// Tell every replica that the tenant `slug` changed: this one forgets it at once, the

@@ -46,6 +46,9 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
+/// The actor of what the service does by itself (reuse detection, idle expiry, retention).
+pub(super) const SYSTEM: &str = "system";
+
 fn successor_context(refresh_id: &str) -> String {
     format!("refresh_tokens:{refresh_id}")
 }
@@ -53,7 +56,12 @@ fn successor_context(refresh_id: &str) -> String {
 impl Auth {
     /// Exchange a refresh token for a new pair. A used token presented again within the
     /// grace window gets the pair it was exchanged for; after that the session is revoked.
-    pub async fn refresh(&self, tenant: &Tenant, refresh_token: &str) -> Result<Issued> {
+    pub async fn refresh(
+        &self,
+        tenant: &Tenant,
+        refresh_token: &str,
+        origin: &Device,
+    ) -> Result<Issued> {
         const INVALID: Error = Error::Unauthenticated("refresh token is invalid or expired");
         let hash = crypto::token_hash(refresh_token);
         let mut row = match self.store.refresh_token(&hash).await {
@@ -74,7 +82,39 @@ impl Auth {
         if user.disabled_at.is_some() {
             return Err(INVALID);
         }
+        // Unused for longer than the tenant's idle lifetime: refused, and ended for good.
+        if let Some(idle) = tenant.settings.session_idle_seconds
+            && now - session.last_seen_at > idle * 1000
+        {
+            let event = AuditEvent {
+                action: AuditAction::SessionIdleExpired,
+                actor: Some(SYSTEM.into()),
+                user_id: Some(&user.id),
+                session_id: Some(&session.id),
+                ip: origin.ip.as_deref(),
+                user_agent: origin.user_agent.as_deref(),
+                detail: serde_json::json!({ "idle_seconds": idle, "last_seen_at": session.last_seen_at }),
+            };
+            let revoking = self.revoking(tenant, RevokeReason::Idle).with_audit(&event);
+            if self
+                .store
+                .revoke_session(revoking, &user.id, &session.id)
+                .await?
+            {
+                self.feed.announce().await;
+            }
+            return Err(Error::Unauthenticated("session expired after being idle"));
+        }
         if row.used_at.is_none() {
+            let refreshed = AuditEvent {
+                action: AuditAction::SessionRefreshed,
+                actor: Some(Caller::user_actor(&user.id)),
+                user_id: Some(&user.id),
+                session_id: Some(&session.id),
+                ip: origin.ip.as_deref(),
+                user_agent: origin.user_agent.as_deref(),
+                detail: serde_json::json!({}),
+            };
             let pair = self.mint_pair(tenant, &user, &session.id)?;
             let sealed = self.master.seal(
                 &successor_context(&row.id),
@@ -89,6 +129,7 @@ impl Auth {
                     &crypto::token_hash(&pair.refresh_token),
                     session.expires_at,
                     &sealed,
+                    &refreshed,
                 )
                 .await?;
             match rotation {
@@ -125,27 +166,24 @@ impl Auth {
             });
         }
         // Reuse of a spent token: whoever holds it may have stolen it. End the session.
+        let event = AuditEvent {
+            action: AuditAction::SessionRefreshReuse,
+            actor: Some(SYSTEM.into()),
+            user_id: Some(&user.id),
+            session_id: Some(&session.id),
+            ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
+            detail: serde_json::json!({}),
+        };
         self.store
             .revoke_session(
-                self.revoking(tenant, RevokeReason::RefreshReuse),
+                self.revoking(tenant, RevokeReason::RefreshReuse)
+                    .with_audit(&event),
                 &user.id,
                 &session.id,
             )
             .await?;
         self.feed.announce().await;
-        self.store
-            .audit(
-                &tenant.id,
-                AuditEvent {
-                    action: AuditAction::SessionRefreshReuse,
-                    actor: Some("system".into()),
-                    user_id: Some(&user.id),
-                    session_id: Some(&session.id),
-                    ip: None,
-                    detail: serde_json::json!({}),
-                },
-            )
-            .await;
         tracing::warn!(session = %session.id, "refresh token reuse: session revoked");
         Err(INVALID)
     }
@@ -199,6 +237,7 @@ impl Auth {
             user_id: Some(&user.id),
             session_id: Some(&id),
             ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
             detail: match &oauth {
                 Some(oauth) => {
                     serde_json::json!({ "method": method.as_str(), "provider": oauth.provider })
@@ -267,6 +306,7 @@ impl Auth {
                     user_id: Some(&user.id),
                     session_id: None,
                     ip: origin.ip.as_deref(),
+                    user_agent: origin.user_agent.as_deref(),
                     detail: serde_json::json!({ "method": method.as_str() }),
                 },
             )

@@ -5,9 +5,10 @@ use sqlx::any::AnyRow;
 
 use auth_protocol::RevocationEntry;
 
+use super::audit::{AuditEvent, insert_audit};
 use super::revocations::record;
 use super::{Store, StoreError, StoreResult, some_row};
-use crate::domain::{ApiToken, Scope, Tenant, new_id, now_ms};
+use crate::domain::{ApiToken, Millis, Scope, Tenant, new_id, now_ms};
 
 fn api_token(row: &AnyRow) -> StoreResult<ApiToken> {
     let scopes: String = row.try_get("scopes")?;
@@ -21,17 +22,21 @@ fn api_token(row: &AnyRow) -> StoreResult<ApiToken> {
             .collect(),
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
 impl Store {
-    /// Store a new machine token whose secret hashes to `secret_hash`.
+    /// Store a new machine token whose secret hashes to `secret_hash`, with `audit` (its
+    /// detail gains the token's id) in the same transaction.
     pub async fn create_api_token(
         &self,
         tenant_id: &str,
         name: &str,
         scopes: &[Scope],
         secret_hash: &str,
+        expires_at: Option<Millis>,
+        audit: Option<AuditEvent<'_>>,
     ) -> StoreResult<ApiToken> {
         let token = ApiToken {
             id: new_id(),
@@ -40,11 +45,13 @@ impl Store {
             scopes: scopes.to_vec(),
             created_at: now_ms(),
             last_used_at: None,
+            expires_at,
         };
         let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, tenant_id, name, scopes, secret_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, tenant_id, name, scopes, secret_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&token.id)
         .bind(tenant_id)
@@ -52,15 +59,21 @@ impl Store {
         .bind(scopes.join(" "))
         .bind(secret_hash)
         .bind(token.created_at)
-        .execute(self.pool())
+        .bind(expires_at)
+        .execute(&mut *tx)
         .await?;
+        if let Some(mut audit) = audit {
+            audit.detail["tokenId"] = token.id.clone().into();
+            insert_audit(&mut *tx, tenant_id, &audit).await?;
+        }
+        tx.commit().await?;
         Ok(token)
     }
 
     /// The tenant's machine tokens, newest first.
     pub async fn api_tokens(&self, tenant_id: &str) -> StoreResult<Vec<ApiToken>> {
         let rows = sqlx::query(
-            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at, expires_at FROM api_tokens \
              WHERE tenant_id = $1 ORDER BY created_at DESC",
         )
         .bind(tenant_id)
@@ -72,7 +85,7 @@ impl Store {
     /// One of the tenant's machine tokens, by id.
     pub async fn api_token(&self, tenant_id: &str, id: &str) -> StoreResult<Option<ApiToken>> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at, expires_at FROM api_tokens \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant_id)
@@ -85,7 +98,7 @@ impl Store {
     /// The machine token whose secret hashes to `secret_hash`, in any tenant.
     pub async fn api_token_by_hash(&self, secret_hash: &str) -> StoreResult<ApiToken> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, name, scopes, created_at, last_used_at FROM api_tokens \
+            "SELECT id, tenant_id, name, scopes, created_at, last_used_at, expires_at FROM api_tokens \
              WHERE secret_hash = $1",
         )
         .bind(secret_hash)
@@ -111,6 +124,7 @@ impl Store {
         tenant: &Tenant,
         id: &str,
         horizon: i64,
+        audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         some_row(
@@ -122,6 +136,7 @@ impl Store {
         )?;
         let revoked = RevocationEntry::api_token(&tenant.slug, id, horizon);
         record(&mut tx, &revoked).await?;
+        insert_audit(&mut *tx, &tenant.id, audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreResult};
-use crate::domain::{AuditAction, Millis, new_id, now_ms};
+use crate::domain::{AuditAction, AuditRecord, Millis, new_id, now_ms};
 
 /// An event to record.
 #[derive(Debug, Clone)]
@@ -18,24 +18,38 @@ pub struct AuditEvent<'a> {
     pub session_id: Option<&'a str>,
     /// Client IP.
     pub ip: Option<&'a str>,
+    /// Client `User-Agent`.
+    pub user_agent: Option<&'a str>,
     /// Anything else, as JSON. Never secrets.
     pub detail: serde_json::Value,
 }
 
-/// An event as recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    /// Event id.
-    pub id: String,
-    /// When.
-    pub at: Millis,
-    /// What.
-    pub action: String,
-    /// Who.
-    pub actor: Option<String>,
-    /// Whose.
-    pub user_id: Option<String>,
+/// What a page of the audit log shows.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    /// Only this action (`user.sign_in`, …).
+    pub action: Option<&'a str>,
+    /// Only events about this user.
+    pub user_id: Option<&'a str>,
+    /// After this event (`at`, `id`), newest first.
+    pub after: Option<(Millis, &'a str)>,
 }
+
+fn record(row: &sqlx::any::AnyRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        at: row.try_get("at")?,
+        action: row.try_get("action")?,
+        actor: row.try_get("actor")?,
+        user_id: row.try_get("user_id")?,
+        session_id: row.try_get("session_id")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        detail: super::json_column::<serde_json::Value>(&row.try_get::<String, _>("detail")?),
+    })
+}
+
+const COLUMNS: &str = "id, at, action, actor, user_id, session_id, ip, user_agent, detail";
 
 impl Store {
     /// Record an event. Failures are logged, not raised: the audit log must not turn a
@@ -53,26 +67,62 @@ impl Store {
         action: &str,
         limit: i64,
     ) -> StoreResult<Vec<AuditRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, at, action, actor, user_id FROM audit_events WHERE tenant_id = $1 AND action = $2 \
-             ORDER BY at DESC, id DESC LIMIT $3",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 AND action = $2 \
+             ORDER BY at DESC, id DESC LIMIT $3"
+        )))
         .bind(tenant_id)
         .bind(action)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditRecord {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    action: row.try_get("action")?,
-                    actor: row.try_get("actor")?,
-                    user_id: row.try_get("user_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(record).collect()
+    }
+
+    /// Up to `limit` of the tenant's events matching `filter`, newest first (by time, then
+    /// id), after `filter.after`; the same SQL on both databases (empty strings stand for
+    /// "no filter").
+    pub async fn audit_page(
+        &self,
+        tenant_id: &str,
+        filter: &AuditFilter<'_>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let (at, id) = filter.after.unwrap_or((Millis::MAX, ""));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE tenant_id = $1 \
+             AND ($2 = '' OR action = $2) AND ($3 = '' OR user_id = $3) \
+             AND (at < $4 OR (at = $4 AND id < $5)) ORDER BY at DESC, id DESC LIMIT $6"
+        )))
+        .bind(tenant_id)
+        .bind(filter.action.unwrap_or_default())
+        .bind(filter.user_id.unwrap_or_default())
+        .bind(at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Delete up to `batch` of the tenant's events older than `before`; how many went. The
+    /// janitor calls it until a batch comes back short, so no statement holds locks long.
+    pub async fn purge_audit_batch(
+        &self,
+        tenant_id: &str,
+        before: Millis,
+        batch: i64,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events \
+             WHERE tenant_id = $1 AND at < $2 ORDER BY at LIMIT $3)",
+        )
+        .bind(tenant_id)
+        .bind(before)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 
@@ -84,8 +134,8 @@ pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>
     event: &AuditEvent<'_>,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, \
+         user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new_id())
     .bind(tenant_id)
@@ -95,6 +145,7 @@ pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>
     .bind(event.user_id)
     .bind(event.session_id)
     .bind(event.ip)
+    .bind(event.user_agent)
     .bind(event.detail.to_string())
     .execute(executor)
     .await?;

@@ -94,9 +94,13 @@ impl Store {
         new: &NewChallenge<'_>,
         now: Millis,
         mail: Option<&Composed>,
+        audit: Option<&super::audit::AuditEvent<'_>>,
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         open_challenge_in(&mut tx, tenant_id, new, now, mail).await?;
+        if let Some(audit) = audit {
+            super::audit::insert_audit(&mut *tx, tenant_id, audit).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -100,9 +100,27 @@ pub struct Revoking<'a> {
     pub reason: RevokeReason,
     /// Seconds since the epoch.
     pub horizon: i64,
+    /// The audit event of the revocation, recorded in its transaction.
+    pub audit: Option<&'a AuditEvent<'a>>,
 }
 
-impl Revoking<'_> {
+impl<'a> Revoking<'a> {
+    /// The same revocation, recording `event` in its transaction.
+    pub fn with_audit(self, event: &'a AuditEvent<'a>) -> Self {
+        Self {
+            audit: Some(event),
+            ..self
+        }
+    }
+
+    /// Record the audit event, if any, inside `tx`.
+    pub(crate) async fn record_audit(&self, tx: &mut AnyConnection) -> StoreResult<()> {
+        if let Some(event) = self.audit {
+            insert_audit(&mut *tx, &self.tenant.id, event).await?;
+        }
+        Ok(())
+    }
+
     fn session_entry(&self, session_id: &str) -> RevocationEntry {
         RevocationEntry::session(&self.tenant.slug, session_id, self.horizon)
     }
@@ -309,6 +327,7 @@ impl Store {
             return Ok(false);
         }
         record_for(&mut tx, &revoking.session_entry(id), Some(user_id)).await?;
+        revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -322,6 +341,7 @@ impl Store {
     ) -> StoreResult<u64> {
         let mut tx = self.pool().begin().await?;
         let ended = end_user_sessions(&mut tx, revoking, user_id).await?;
+        revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -356,6 +376,7 @@ impl Store {
         for id in &ids {
             record_for(&mut tx, &revoking.session_entry(id), Some(user_id)).await?;
         }
+        revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -391,9 +412,10 @@ impl Store {
     }
 
     /// Exchange the unused refresh token `old_id` for a new one (`new_hash`), recording the
-    /// sealed pair it was exchanged for, in one transaction that first claims the session
+    /// sealed pair it was exchanged for and `audit`, in one transaction that first claims the session
     /// row: a session revoked before (or while) the exchange runs cannot get a new pair, and
     /// of two concurrent exchanges exactly one wins (the loser's new token is not kept).
+    #[allow(clippy::too_many_arguments)]
     pub async fn rotate_refresh_token(
         &self,
         tenant_id: &str,
@@ -402,6 +424,7 @@ impl Store {
         new_hash: &str,
         expires_at: Millis,
         sealed_pair: &str,
+        audit: &AuditEvent<'_>,
     ) -> StoreResult<Rotation> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
@@ -436,6 +459,7 @@ impl Store {
             // Rolled back: the successor this call inserted is not kept.
             return Ok(Rotation::Lost);
         }
+        insert_audit(&mut *tx, tenant_id, audit).await?;
         tx.commit().await?;
         Ok(Rotation::Won)
     }

@@ -90,8 +90,15 @@ impl Store {
         rows.iter().map(tenant).collect()
     }
 
-    /// Create a tenant; `Conflict` when the slug is taken.
-    pub async fn create_tenant(&self, slug: &TenantSlug, name: &str) -> StoreResult<Tenant> {
+    /// Create a tenant, recording `audit` in the tenant `audit_in` (the default one) in the
+    /// same transaction; `Conflict` when the slug is taken.
+    pub async fn create_tenant(
+        &self,
+        slug: &TenantSlug,
+        name: &str,
+        audit_in: &str,
+        audit: &AuditEvent<'_>,
+    ) -> StoreResult<Tenant> {
         let tenant = Tenant {
             id: new_id(),
             slug: slug.as_str().to_owned(),
@@ -99,6 +106,7 @@ impl Store {
             created_at: now_ms(),
             settings: TenantSettings::default(),
         };
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
         )
@@ -106,9 +114,11 @@ impl Store {
         .bind(&tenant.slug)
         .bind(&tenant.name)
         .bind(tenant.created_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(conflict_on_unique("tenant"))?;
+        insert_audit(&mut *tx, audit_in, audit).await?;
+        tx.commit().await?;
         Ok(tenant)
     }
 
@@ -151,8 +161,14 @@ impl Store {
 
     /// Delete a tenant and, by cascade, everything it owns, writing the feed entry that cuts
     /// off every token issued in it until now (access and machine tokens), kept until
-    /// `horizon` (seconds), in one transaction.
-    pub async fn delete_tenant(&self, tenant: &Tenant, horizon: i64) -> StoreResult<()> {
+    /// `horizon` (seconds), and `audit` in the tenant `audit_in`, in one transaction.
+    pub async fn delete_tenant(
+        &self,
+        tenant: &Tenant,
+        horizon: i64,
+        audit_in: &str,
+        audit: &AuditEvent<'_>,
+    ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
         some_row(
             sqlx::query("DELETE FROM tenants WHERE id = $1")
@@ -162,6 +178,7 @@ impl Store {
         )?;
         let revoked = RevocationEntry::tenant(&tenant.slug, now_ms() / 1000, horizon);
         record(&mut tx, &revoked).await?;
+        insert_audit(&mut *tx, audit_in, audit).await?;
         tx.commit().await?;
         Ok(())
     }

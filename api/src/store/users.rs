@@ -237,6 +237,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         end_user_sessions(&mut tx, revoking, user_id).await?;
+        revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -254,6 +255,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?,
         )?;
+        revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -160,6 +160,12 @@ impl TestApp {
         self.auth.tenant_changed(tenant).await;
     }
 
+    /// Runs the janitor's audit retention now (it runs every five minutes otherwise); how
+    /// many events it deleted.
+    pub(crate) async fn purge_audit_events(&self) -> u64 {
+        self.auth.purge_audit_events().await.expect("audit purge")
+    }
+
     /// A store over the app's database, for looking behind the API.
     pub(crate) async fn store(&self) -> auth_api::store::Store {
         let db = auth_api::store::Db::connect(&self.db.url, 1)

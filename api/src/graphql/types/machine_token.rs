@@ -26,9 +26,13 @@ impl ApiToken {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
     }
-    /// Last time it authenticated a request (minute precision).
+    /// Last time it authenticated a request (written at most once a minute per token).
     async fn last_used_at(&self) -> Option<DateTime> {
         self.0.last_used_at.map(DateTime)
+    }
+    /// When it stops working; null: never.
+    async fn expires_at(&self) -> Option<DateTime> {
+        self.0.expires_at.map(DateTime)
     }
 }
 
@@ -62,4 +66,6 @@ pub struct CreateApiTokenInput {
     pub name: String,
     /// Scopes: `admin`, `connections`, `platform`, `verify`.
     pub scopes: Vec<String>,
+    /// When it stops working (in the future); never when left out.
+    pub expires_at: Option<DateTime>,
 }

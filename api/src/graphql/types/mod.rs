@@ -2,6 +2,7 @@
 //! aggregate, as in the other layers.
 
 mod admin_user;
+mod audit;
 mod auth;
 mod machine_token;
 mod oauth;
@@ -14,6 +15,7 @@ mod user;
 use async_graphql::{Scalar, ScalarType, Value};
 
 pub use admin_user::{AdminUserInput, PageInfo, UserConnection, UserEdge};
+pub use audit::{Actor, ActorKind, AuditEvent, AuditEventConnection, AuditEventEdge};
 pub use auth::{
     AuthPayload, ChangePasswordInput, OtpChallenge, RequestOtpInput, ResetPasswordInput,
     SignInInput, SignUpInput, VerifyOtpInput,

@@ -128,6 +128,7 @@ impl Auth {
                     user_id: Some(user_id),
                     session_id: None,
                     ip: origin.ip.as_deref(),
+                    user_agent: origin.user_agent.as_deref(),
                     detail: serde_json::json!({
                         "provider": provider, "refreshed": refreshed,
                     }),
@@ -209,6 +210,7 @@ impl Auth {
                     user_id: Some(user_id),
                     session_id: None,
                     ip: origin.ip.as_deref(),
+                    user_agent: origin.user_agent.as_deref(),
                     detail: serde_json::json!({ "provider": provider, "revoked": revoked }),
                 },
             )
@@ -264,6 +266,7 @@ impl Auth {
             user_id: Some(&user_id),
             session_id: None,
             ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
             detail: serde_json::json!({ "provider": provider.name }),
         };
         match self
@@ -507,6 +510,7 @@ impl Auth {
             user_id: Some(&c.user_id),
             session_id: None,
             ip: origin.ip.as_deref(),
+            user_agent: origin.user_agent.as_deref(),
             detail: serde_json::json!({ "provider": name, "reason": reason }),
         };
         match self

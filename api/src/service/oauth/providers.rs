@@ -322,6 +322,7 @@ impl Auth {
                     user_id: None,
                     session_id: None,
                     ip: None,
+                    user_agent: None,
                     detail: serde_json::json!({ "provider": name, "kind": kind.as_str() }),
                 },
             })
@@ -351,6 +352,7 @@ impl Auth {
             user_id: None,
             session_id: None,
             ip: None,
+            user_agent: None,
             detail: serde_json::json!({ "provider": name }),
         };
         match self
