@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::{Auth, Caller, Error, Result};
 use crate::domain::{
-    ADMIN_ROLE, AuditAction, Device, Email, FieldInvalid, NameChange, RevokeReason, Tenant, User,
+    ADMIN_ROLE, AuditAction, Device, Email, FieldInvalid, Millis, NameChange, RevokeReason, Tenant,
+    User,
 };
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
@@ -44,19 +45,19 @@ pub struct AdminUserUpdate {
     pub emails: Option<Vec<String>>,
 }
 
-fn encode_cursor(user: &User) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", user.created_at, user.id))
+/// A keyset cursor: the `(time, id)` of the last row of a page, opaque to clients. Shared
+/// by `users` and `auditLog`.
+pub(super) fn encode_cursor(at: Millis, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<UserCursor> {
+/// The `(time, id)` of a cursor from [`encode_cursor`]; `BAD_USER_INPUT` on `after` otherwise.
+pub(super) fn decode_cursor(cursor: &str) -> Result<(Millis, String)> {
     let bad = || Error::from(FieldInvalid::new("after", "not a cursor from this list"));
     let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(text).map_err(|_| bad())?;
     let (at, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok(UserCursor {
-        created_at: at.parse().map_err(|_| bad())?,
-        id: id.to_owned(),
-    })
+    Ok((at.parse().map_err(|_| bad())?, id.to_owned()))
 }
 
 /// Page size: 20 by default, 1 to [`MAX_PAGE`].
@@ -98,7 +99,10 @@ impl Auth {
         search: Option<&str>,
     ) -> Result<UserPage> {
         let limit = page_size(first)?;
-        let after = after.map(decode_cursor).transpose()?;
+        let after = after
+            .map(decode_cursor)
+            .transpose()?
+            .map(|(created_at, id)| UserCursor { created_at, id });
         let search = search.map(str::trim).filter(|s| !s.is_empty());
         if search.is_some_and(|s| s.chars().count() > 100) {
             return Err(FieldInvalid::new("search", "search is at most 100 characters").into());
@@ -111,7 +115,10 @@ impl Auth {
         users.truncate(limit as usize);
         let total = self.store.count_users(&tenant.id, search).await?;
         Ok(UserPage {
-            users: users.into_iter().map(|u| (encode_cursor(&u), u)).collect(),
+            users: users
+                .into_iter()
+                .map(|u| (encode_cursor(u.created_at, &u.id), u))
+                .collect(),
             has_next,
             total,
         })

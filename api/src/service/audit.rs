@@ -1,11 +1,9 @@
 //! The audit log: events as the service writes them (who did what to whom, from where),
 //! pages of it for admins, and retention.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-use super::{Auth, Caller, Error, Result};
-use crate::domain::{AuditAction, AuditRecord, Device, FieldInvalid, Millis, Tenant, now_ms};
+use super::admin_users::{decode_cursor, encode_cursor};
+use super::{Auth, Caller, Result};
+use crate::domain::{AuditAction, AuditRecord, Device, Tenant, now_ms};
 use crate::store::audit::{AuditEvent, AuditFilter};
 
 impl Auth {
@@ -86,18 +84,6 @@ pub struct AuditPage {
 /// Events the janitor deletes per statement.
 const PURGE_BATCH: i64 = 1000;
 
-fn encode_cursor(event: &AuditRecord) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", event.at, event.id))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(Millis, String)> {
-    let bad = || Error::from(FieldInvalid::new("after", "not a cursor from this list"));
-    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(text).map_err(|_| bad())?;
-    let (at, id) = text.split_once(':').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_owned()))
-}
-
 impl Auth {
     /// A page of the tenant's audit log, newest first (admin): `first` (default 20, at most
     /// 100) after the cursor `after`, only `action` and only events about `user_id` when
@@ -124,7 +110,10 @@ impl Auth {
         let has_next = events.len() as i64 > limit;
         events.truncate(limit as usize);
         Ok(AuditPage {
-            events: events.into_iter().map(|e| (encode_cursor(&e), e)).collect(),
+            events: events
+                .into_iter()
+                .map(|e| (encode_cursor(e.at, &e.id), e))
+                .collect(),
             has_next,
         })
     }
