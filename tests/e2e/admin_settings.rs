@@ -444,3 +444,41 @@ async fn a_change_reaches_another_replica_within_a_second() {
         .await;
     assert_eq!(refused.code(), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn with_sign_up_closed_a_code_goes_only_to_existing_accounts_and_the_answer_is_the_same() {
+    let smtp = crate::support::SmtpServer::start().await;
+    let url = smtp.url();
+    let app = spawn_app_with(move |c| {
+        c.admin_emails = vec![ADMIN.into()];
+        c.smtp_url = Some(url);
+    })
+    .await;
+    let admin = app.sign_up_admin(ADMIN).await.access_token;
+    app.sign_up("member@example.com").await;
+    update(&app, &admin, json!({"signUpEnabled": false}))
+        .await
+        .data::<Value>("updateSettings");
+    let request = "mutation($e: String!) { requestOtp(input: {email: $e}) { codeLength } }";
+    let unknown = app
+        .gql(request, json!({"e": "stranger@example.com"}), None)
+        .await;
+    let known = app
+        .gql(request, json!({"e": "member@example.com"}), None)
+        .await;
+    assert_eq!(unknown.0, known.0, "the answers tell the addresses apart");
+    assert!(known.0["errors"].is_null(), "{}", known.0);
+    // The member gets a code; by then the stranger would have had one too, but nothing went.
+    smtp.wait_for("member@example.com", Duration::from_secs(10))
+        .await;
+    let store = app.store().await;
+    let (queued,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM mail_outbox WHERE recipient = 'stranger@example.com'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        queued, 0,
+        "a code was mailed to an address that cannot sign up"
+    );
+}

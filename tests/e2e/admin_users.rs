@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::otp;
+use crate::reset;
 use crate::support::{
     AuthPayload, PASSWORD, REFRESH, SIGN_IN, SmtpServer, TestApp, Verifier, spawn_app_with,
 };
@@ -296,6 +297,18 @@ async fn a_disabled_user_is_refused_everywhere_and_let_in_again() {
     let (challenge, code, _) = otp::request(&app, &smtp, "dana@example.com").await;
     let by_code = otp::verify(&app, "dana@example.com", &challenge, &code).await;
     assert_eq!(by_code.code(), "FORBIDDEN");
+    app.update_settings("default", |s| {
+        s.password_reset_url = Some("https://app.example.com/reset".into());
+    })
+    .await;
+    app.gql(reset::REQUEST_RESET, json!({"e": "dana@example.com"}), None)
+        .await;
+    let secret = reset::token_from_mail(&smtp, "dana@example.com").await;
+    let new_password = "a new passphrase nobody should get to set";
+    let by_reset = app
+        .gql(reset::RESET, json!({"t": secret, "p": new_password}), None)
+        .await;
+    assert_eq!(by_reset.code(), "FORBIDDEN", "{}", by_reset.0);
     // The disabled flag shows to admins.
     let shown = app
         .gql(
@@ -314,6 +327,11 @@ async fn a_disabled_user_is_refused_everywhere_and_let_in_again() {
         )
         .await;
     assert_eq!(enabled.data::<Value>("adminUpdateUser")["disabled"], false);
+    // The refused reset changed nothing: the old password is still the one.
+    assert_eq!(
+        app.sign_in("dana@example.com", new_password).await.code(),
+        "INVALID_CREDENTIALS"
+    );
     let back = app.signed_in("dana@example.com", PASSWORD).await;
     assert_eq!(verifier.verify(Some(&back.access_token)).await.0, 200);
     let me = app
@@ -335,7 +353,7 @@ async fn a_disabled_user_is_refused_everywhere_and_let_in_again() {
         .audit_events(&tenant.id, "user.sign_in_disabled", 10)
         .await
         .unwrap();
-    assert_eq!(refused.len(), 2, "password and code: {refused:?}");
+    assert_eq!(refused.len(), 3, "password, code and reset: {refused:?}");
 }
 
 #[tokio::test]

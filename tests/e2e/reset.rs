@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::support::{AuthPayload, Gql, PASSWORD, SmtpServer, TestApp, code, spawn_app_with};
 
-const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
-const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { accessToken refreshToken user { id roles } session { id } } }";
+pub(crate) const REQUEST_RESET: &str = "mutation($e: String!) { requestPasswordReset(email: $e) }";
+pub(crate) const RESET: &str = "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { accessToken refreshToken user { id roles } session { id } } }";
 const NEW_PASSWORD: &str = "a brand new passphrase for reset";
 
 async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
@@ -22,7 +22,7 @@ async fn app_with_mail(smtp: &SmtpServer) -> TestApp {
 }
 
 /// The token in the reset link of the latest mail to `email`.
-async fn token_from_mail(smtp: &SmtpServer, email: &str) -> String {
+pub(crate) async fn token_from_mail(smtp: &SmtpServer, email: &str) -> String {
     let mail = smtp.wait_for(email, Duration::from_secs(10)).await;
     let start = mail
         .text

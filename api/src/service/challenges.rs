@@ -78,12 +78,18 @@ impl Auth {
         } else {
             Template::Signup
         };
-        let mail = self.mailer.compose(
-            tenant,
-            &email,
-            template,
-            json!({ "code": code, "expires_minutes": (ttl_ms + 59_999) / 60_000, "email": email.as_str() }),
-        )?;
+        // With sign-up closed an unknown address could never use its code: nothing is mailed,
+        // and the answer stays the same, so it tells nobody whether the address has an account.
+        let mail = if user.is_some() || settings.sign_up_enabled {
+            Some(self.mailer.compose(
+                tenant,
+                &email,
+                template,
+                json!({ "code": code, "expires_minutes": (ttl_ms + 59_999) / 60_000, "email": email.as_str() }),
+            )?)
+        } else {
+            None
+        };
         let challenge = NewChallenge {
             id: &id,
             kind: ChallengeKind::Otp,
@@ -104,7 +110,7 @@ impl Auth {
             detail: json!({ "challengeId": id }),
         };
         self.store
-            .open_challenge(&tenant.id, &challenge, now, Some(&mail), Some(&audit))
+            .open_challenge(&tenant.id, &challenge, now, mail.as_ref(), Some(&audit))
             .await?;
         self.mailer.wake();
         metrics::counter!("auth_otp_requested_total").increment(1);
@@ -356,6 +362,14 @@ impl Auth {
         else {
             return Err(RESET_GONE);
         };
+        // A disabled account is refused before anything changes: its password stays, its
+        // reset secret stays unspent.
+        if let Ok(address) = Email::parse(&email)
+            && let Some(found) = self.store.user_by_email(&tenant.id, &address).await?
+        {
+            self.refuse_disabled(tenant, &found.user, SignInMethod::Password, origin)
+                .await?;
+        }
         let password = Password::new(new_password, &[email.as_str()])?;
         let hash = super::passwords::hash(&password).await?;
         let revoking = self.revoking(tenant, RevokeReason::PasswordReset);
