@@ -129,6 +129,9 @@ struct Follow {
     claims: AccessClaims,
     kid: String,
     items: broadcast::Receiver<Arc<FeedItem>>,
+    /// When the subscription began: another session's entries written before it are not
+    /// this subscription's news, even when this replica hears of them later.
+    since: Millis,
     done: bool,
     _slot: Slot,
 }
@@ -179,7 +182,10 @@ impl Follow {
             self.done = true;
             return Some(self.own_revoked(item.at));
         }
-        if entry.tenant != self.claims.tid || item.user_id.as_deref() != Some(&self.claims.sub) {
+        if entry.tenant != self.claims.tid
+            || item.user_id.as_deref() != Some(&self.claims.sub)
+            || item.at < self.since
+        {
             return None;
         }
         let kind = match entry.kind {
@@ -219,6 +225,7 @@ impl Auth {
     /// holds as many subscriptions as it may. The feed is followed from before the session
     /// is checked, so a revocation racing the subscription is not missed.
     pub async fn session_events(&self, tenant: &Tenant, bearer: &str) -> Result<SessionEvents> {
+        let since = now_ms();
         let items = self.feed.subscribe_items();
         let caller = self.authenticate(tenant, bearer).await?;
         let Caller::User { session_id, .. } = &caller else {
@@ -238,6 +245,7 @@ impl Auth {
             claims,
             kid,
             items,
+            since,
             done: false,
             _slot: slot,
         };
