@@ -62,7 +62,11 @@ impl EventsSubscription {
                 "sign in first: send {\"Authorization\": \"Bearer <token>\"} in connection_init",
             ));
         };
-        let events = auth.session_events(&request.tenant, bearer).await.gql()?;
+        // Boxed: the checks' futures are large, and the resolver's future is kept inside the
+        // subscription's stream for as long as it lives.
+        let events = Box::pin(auth.session_events(&request.tenant, bearer))
+            .await
+            .gql()?;
         Ok(events.map(SessionEvent::from))
     }
 }

@@ -19,6 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use super::AppState;
 use super::graphql::origin;
+use crate::domain::Device;
 use crate::graphql::{HashBudget, RequestContext};
 use crate::service::Error as ServiceError;
 
@@ -30,6 +31,11 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// Largest message a client may send (a `subscribe` with its query).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// tungstenite's read buffer per connection (it zero-fills all of it, so all of it is
+/// resident): a read takes at most this much, a longer frame grows the buffer as it needs.
+/// Messages here are a few hundred bytes.
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// The sub-protocol spoken.
 const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -39,15 +45,24 @@ pub(super) async fn graphql_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Nothing of the request is kept past the upgrade: hyper's header values are slices of
+    // its 8–16 KiB connection read buffer, so holding the `HeaderMap` (or any `HeaderValue`)
+    // for the connection's life kept that whole buffer alive per idle connection.
+    let device = origin(&state.config, peer, &headers);
+    let tenant_header = headers
+        .get("x-tenant")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    drop(headers);
     // Small buffers: tungstenite's defaults (128 KiB to read, 128 KiB to write) would cost
-    // a quarter of a megabyte per idle connection; messages here are a few hundred bytes.
+    // a quarter of a megabyte per idle connection.
     upgrade
         .protocols([PROTOCOL])
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(state, peer, headers, socket))
+        .on_upgrade(move |socket| serve(state, device, tenant_header, socket))
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -80,41 +95,49 @@ fn payload_value<'a>(payload: &'a serde_json::Value, key: &str) -> Option<&'a st
         .and_then(|(_, v)| v.as_str())
 }
 
-async fn serve(state: AppState, peer: SocketAddr, headers: HeaderMap, mut socket: WebSocket) {
+/// `connection_init` read and its token checked: the first message (async-graphql answers it
+/// with `connection_ack`) and the request context, or `None` once the connection is closed.
+/// Nothing of the parsed message outlives it.
+async fn handshake(
+    state: &AppState,
+    device: Device,
+    tenant_header: Option<String>,
+    socket: &mut WebSocket,
+) -> Option<(Bytes, RequestContext)> {
     if socket
         .protocol()
         .is_none_or(|p| p.as_bytes() != PROTOCOL.as_bytes())
     {
         close(
-            &mut socket,
+            socket,
             4406,
             "Subprotocol not acceptable: use graphql-transport-ws",
         )
         .await;
-        return;
+        return None;
     }
-    let first = match tokio::time::timeout(INIT_TIMEOUT, first_message(&mut socket)).await {
+    let first = match tokio::time::timeout(INIT_TIMEOUT, first_message(socket)).await {
         Err(_) => {
             metrics::counter!("auth_ws_refused_total", "reason" => "init_timeout").increment(1);
-            close(&mut socket, 4408, "Connection initialisation timeout").await;
-            return;
+            close(socket, 4408, "Connection initialisation timeout").await;
+            return None;
         }
-        Ok(None) => return,
+        Ok(None) => return None,
         Ok(Some(first)) => first,
     };
     let Ok(message) = serde_json::from_slice::<serde_json::Value>(&first) else {
-        close(&mut socket, 4400, "Invalid message").await;
-        return;
+        close(socket, 4400, "Invalid message").await;
+        return None;
     };
     match message["type"].as_str() {
         Some("connection_init") => {}
         Some("subscribe") => {
-            close(&mut socket, 4401, "Unauthorized").await;
-            return;
+            close(socket, 4401, "Unauthorized").await;
+            return None;
         }
         _ => {
-            close(&mut socket, 4400, "Expected connection_init").await;
-            return;
+            close(socket, 4400, "Expected connection_init").await;
+            return None;
         }
     }
     let payload = &message["payload"];
@@ -127,51 +150,62 @@ async fn serve(state: AppState, peer: SocketAddr, headers: HeaderMap, mut socket
     let Some(bearer) = bearer.filter(|b| !b.is_empty()) else {
         metrics::counter!("auth_ws_refused_total", "reason" => "no_token").increment(1);
         close(
-            &mut socket,
+            socket,
             4401,
             "Unauthorized: send {\"Authorization\": \"Bearer <token>\"}",
         )
         .await;
-        return;
+        return None;
     };
-    let slug = payload_value(payload, "x-tenant")
-        .or_else(|| headers.get("x-tenant").and_then(|v| v.to_str().ok()));
+    let slug = payload_value(payload, "x-tenant").or(tenant_header.as_deref());
     let tenant = match state.auth.tenant(slug).await {
         Ok(tenant) => tenant,
         Err(ServiceError::NotFound(_)) => {
-            close(&mut socket, 4403, "Forbidden: unknown tenant").await;
-            return;
+            close(socket, 4403, "Forbidden: unknown tenant").await;
+            return None;
         }
         Err(error) => {
             tracing::error!(error = ?error, "tenant lookup failed");
-            close(&mut socket, 1011, "internal error").await;
-            return;
+            close(socket, 1011, "internal error").await;
+            return None;
         }
     };
     match state.auth.authenticate(&tenant, &bearer).await {
         Ok(caller) if caller.is_user() => {}
         Ok(_) | Err(ServiceError::Forbidden(_)) => {
             metrics::counter!("auth_ws_refused_total", "reason" => "forbidden").increment(1);
-            close(&mut socket, 4403, "Forbidden").await;
-            return;
+            close(socket, 4403, "Forbidden").await;
+            return None;
         }
         Err(ServiceError::Unauthenticated(why)) => {
             metrics::counter!("auth_ws_refused_total", "reason" => "unauthenticated").increment(1);
-            close(&mut socket, 4401, &format!("Unauthorized: {why}")).await;
-            return;
+            close(socket, 4401, &format!("Unauthorized: {why}")).await;
+            return None;
         }
         Err(error) => {
             tracing::error!(error = ?error, "subscription authentication failed");
-            close(&mut socket, 1011, "internal error").await;
-            return;
+            close(socket, 1011, "internal error").await;
+            return None;
         }
     }
-    let context = RequestContext::new(
-        tenant,
-        Some(bearer),
-        origin(&state.config, peer, &headers),
-        HashBudget::default(),
-    );
+    let context = RequestContext::new(tenant, Some(bearer), device, HashBudget::default());
+    Some((first, context))
+}
+
+async fn serve(
+    state: AppState,
+    device: Device,
+    tenant_header: Option<String>,
+    mut socket: WebSocket,
+) {
+    // The handshake (its tenant lookup and token check are database queries with large
+    // futures) runs boxed: a task's size is that of its largest state, and an idle
+    // connection's task should be no larger than the subscription loop needs.
+    let Some((first, context)) =
+        Box::pin(handshake(&state, device, tenant_header, &mut socket)).await
+    else {
+        return;
+    };
     let mut data = Data::default();
     data.insert(context);
 

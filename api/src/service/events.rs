@@ -122,10 +122,11 @@ impl Drop for Slot {
     }
 }
 
-/// What a subscription's stream carries from one poll to the next.
+/// What a subscription's stream carries from one poll to the next (one lives per idle
+/// subscription: keep it small).
 struct Follow {
     auth: Auth,
-    tenant: Tenant,
+    tenant_id: String,
     claims: AccessClaims,
     kid: String,
     items: broadcast::Receiver<Arc<FeedItem>>,
@@ -155,8 +156,10 @@ impl Follow {
                 }
                 // Fell behind: events were lost, but whether our own session still stands
                 // is in the database.
+                // Boxed: the database query's future is large, and this future lives inline
+                // in every idle subscription's stream.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if !self.own_session_active().await {
+                    if !Box::pin(self.own_session_active()).await {
                         self.done = true;
                         return Some(self.own_revoked(now_ms()));
                     }
@@ -204,7 +207,7 @@ impl Follow {
         match self
             .auth
             .store
-            .session(&self.tenant.id, &self.claims.sid)
+            .session(&self.tenant_id, &self.claims.sid)
             .await
         {
             Ok(session) => session.is_active(now_ms()),
@@ -241,7 +244,7 @@ impl Auth {
         let slot = self.subscriptions.acquire(session_id)?;
         let follow = Follow {
             auth: self.clone(),
-            tenant: tenant.clone(),
+            tenant_id: tenant.id.clone(),
             claims,
             kid,
             items,
