@@ -208,6 +208,8 @@ async fn serve(
     };
     let mut data = Data::default();
     data.insert(context);
+    // Only what the connection's life needs is kept (one `Auth`, the schema).
+    let AppState { auth, schema, .. } = state;
 
     let (mut sink, stream) = socket.split();
     let input = futures_util::stream::once(std::future::ready(first)).chain(
@@ -222,11 +224,10 @@ async fn serve(
             }),
     );
     let protocol = WebSocketProtocols::GraphQLWS;
-    let output = GqlWebSocket::new(state.schema.clone(), input, protocol).connection_data(data);
+    let output = GqlWebSocket::new(schema, input, protocol).connection_data(data);
     futures_util::pin_mut!(output);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let auth = state.auth.clone();
     let stopped = auth.stopped();
     futures_util::pin_mut!(stopped);
     loop {
