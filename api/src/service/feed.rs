@@ -10,7 +10,7 @@
 //! the next tick; after a reconnect the poller reloads from the database before it trusts
 //! notifications again.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,18 +82,23 @@ impl Feed {
         };
         // Out-of-order commits on PostgreSQL can make a smaller seq appear after a larger one:
         // every poll re-reads what was written in the last LOOKBACK whatever its seq, and
-        // passes on only the seqs it has not passed on before.
-        let mut seen: HashMap<i64, Millis> = HashMap::new();
+        // passes on only the seqs it has not passed on before. `complete_to` keeps that
+        // re-read small: every seq up to it has been passed on (or, a gap, is older than the
+        // look-back and so will never commit), so the look-back starts after it. With every
+        // sign-in writing an entry, re-reading the whole window made each poll read thousands
+        // of rows.
+        let mut seen: BTreeMap<i64, Millis> = BTreeMap::new();
+        let mut complete_to: i64 = 0;
         let listener = self
             .store
             .listen_revocations(database_url, self.wake.clone());
         loop {
             let from = now_ms() - LOOKBACK.as_millis() as Millis;
-            match self.store.feed_since(cursor, from).await {
+            match self.store.feed_since(cursor, from, complete_to).await {
                 Ok(items) => {
                     for item in items {
                         let entry = &item.entry;
-                        if seen.insert(entry.seq, now_ms()).is_none() {
+                        if entry.seq > complete_to && seen.insert(entry.seq, item.at).is_none() {
                             cursor = cursor.max(entry.seq);
                             if entry.kind == RevocationKind::Key
                                 && let Err(error) = keys.reload().await
@@ -107,8 +112,7 @@ impl Feed {
                             let _ = self.items.send(Arc::new(item));
                         }
                     }
-                    // Seen more than twice the look-back ago: no poll reads it again.
-                    seen.retain(|_, at| *at >= from - LOOKBACK.as_millis() as Millis);
+                    complete_to = advance(complete_to, &mut seen, from);
                 }
                 Err(error) => tracing::warn!(error = %error, "revocation poll failed"),
             }
@@ -117,5 +121,41 @@ impl Feed {
                 tracing::error!("revocation listener ended; polling only");
             }
         }
+    }
+}
+
+/// Move `complete_to` over the seqs passed on right after it (forgetting them: no read
+/// returns them again), and over a gap once the first seq seen after it was written before
+/// `from`: a seq in the gap was taken earlier still, so its transaction would have committed
+/// within the look-back or never.
+fn advance(mut complete_to: i64, seen: &mut BTreeMap<i64, Millis>, from: Millis) -> i64 {
+    while let Some((&seq, &at)) = seen.first_key_value() {
+        if seq != complete_to + 1 && at >= from {
+            break;
+        }
+        seen.pop_first();
+        complete_to = seq;
+    }
+    complete_to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_complete_mark_waits_for_a_gap_until_it_is_older_than_the_look_back() {
+        let mut seen = BTreeMap::from([(1, 100), (2, 100), (4, 100), (5, 100)]);
+        // 3 is missing and the entries after it are recent: wait for it.
+        assert_eq!(advance(0, &mut seen, 50), 2);
+        assert_eq!(seen.keys().copied().collect::<Vec<_>>(), [4, 5]);
+        // 3 commits late: the mark moves over it and what follows.
+        seen.insert(3, 100);
+        assert_eq!(advance(2, &mut seen, 50), 5);
+        assert!(seen.is_empty());
+        // A gap (6) whose next entry is older than the look-back never fills: skip it.
+        seen.insert(7, 100);
+        assert_eq!(advance(5, &mut seen, 50), 5);
+        assert_eq!(advance(5, &mut seen, 150), 7);
     }
 }

@@ -67,19 +67,23 @@ pub(crate) async fn record_for(
 impl Store {
     /// What the feed poller passes on: every entry still in force with a `seq` after
     /// `after_seq` or written since `lookback_from` (see [`Store::revocations_since`]),
-    /// `session_created` ones included, with their user and write time.
+    /// `session_created` ones included, with their user and write time; of the look-back
+    /// only seqs after `complete_to`, below which the reader has every entry there will be.
     pub async fn feed_since(
         &self,
         after_seq: i64,
         lookback_from: Millis,
+        complete_to: i64,
     ) -> StoreResult<Vec<FeedItem>> {
         let rows = sqlx::query(
             "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at, created_at, user_id \
-             FROM revocations WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 ORDER BY seq",
+             FROM revocations WHERE (seq > $1 OR (created_at >= $2 AND seq > $4)) \
+             AND expires_at > $3 ORDER BY seq",
         )
         .bind(after_seq)
         .bind(lookback_from)
         .bind(now_ms() / 1000)
+        .bind(complete_to)
         .fetch_all(self.pool())
         .await?;
         let mut items = Vec::with_capacity(rows.len());
