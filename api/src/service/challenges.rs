@@ -364,9 +364,8 @@ impl Auth {
         };
         // A disabled account is refused before anything changes: its password stays, its
         // reset secret stays unspent.
-        if let Ok(address) = Email::parse(&email)
-            && let Some(found) = self.store.user_by_email(&tenant.id, &address).await?
-        {
+        let address = Email::parse(&email)?;
+        if let Some(found) = self.store.user_by_email(&tenant.id, &address).await? {
             self.refuse_disabled(tenant, &found.user, SignInMethod::Password, origin)
                 .await?;
         }
@@ -394,8 +393,7 @@ impl Auth {
             .await;
         }
         let mut user = self.store.user_by_id(&tenant.id, &user_id).await?;
-        let email = Email::parse(&email)?;
-        self.sync_configured_roles(tenant, &email, true, &mut user)
+        self.sync_configured_roles(tenant, &address, true, &mut user)
             .await?;
         self.start_session(
             tenant,
@@ -403,7 +401,7 @@ impl Auth {
             SignInMethod::Password,
             AuditAction::UserPasswordReset,
             origin,
-            Some(&email),
+            Some(&address),
         )
         .await
     }
