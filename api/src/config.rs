@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "AUTH_SESSION_TTL_SECONDS", default_value_t = 24 * 86_400, value_parser = clap::value_parser!(i64).range(60..), global = true)]
     pub session_ttl_seconds: i64,
 
+    /// Lifetime of the mfaToken of an `MFA_REQUIRED` answer (the sign-in waiting for its
+    /// second factor), in seconds.
+    #[arg(long, env = "AUTH_MFA_TOKEN_TTL_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(1..=3_600), global = true)]
+    pub mfa_token_ttl_seconds: i64,
+
     /// A used refresh token presented again within this many seconds gets the same new pair;
     /// 0 turns the grace off.
     #[arg(long, env = "AUTH_REFRESH_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=300), global = true)]

@@ -15,6 +15,7 @@ mod hardening;
 mod http;
 mod limits;
 mod mail;
+mod mfa;
 mod oauth;
 mod otp;
 mod profile;

@@ -11,6 +11,14 @@ macro_rules! named {
         }
 
         impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$(Self::$variant,)+];
+
+            /// The variant stored as `name`, if any.
+            pub fn parse(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == name)
+            }
+
             /// The name as stored and shown.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -134,6 +142,25 @@ named! {
         /// A backend (a machine token with scope `connections`) was handed a user's
         /// provider tokens.
         ConnectionTokensIssued => "connection.tokens_issued",
+        /// A sign-in proved its first factor and now waits for the second (`MFA_REQUIRED`);
+        /// the detail says which methods were offered, or that enrolment is demanded.
+        MfaChallenged => "mfa.challenged",
+        /// A second factor was accepted by `verifyMfa` (the session's own event follows).
+        MfaVerified => "mfa.verified",
+        /// A wrong, replayed or unknown second factor.
+        MfaFailed => "mfa.failed",
+        /// An authenticator app enrolment was started (nothing is switched on yet).
+        MfaTotpEnrollmentStarted => "mfa.totp_enrollment_started",
+        /// An authenticator app was switched on with its first code.
+        MfaTotpEnabled => "mfa.totp_enabled",
+        /// The authenticator app was switched off.
+        MfaTotpDisabled => "mfa.totp_disabled",
+        /// New recovery codes replaced the old ones.
+        MfaRecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+        /// A recovery code was spent (the detail says how many are left).
+        MfaRecoveryCodeUsed => "mfa.recovery_code_used",
+        /// An admin removed every second factor of a user.
+        AdminMfaReset => "admin.mfa_reset",
     }
 }
 

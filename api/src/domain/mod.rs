@@ -27,7 +27,9 @@ pub use profile::{
 pub use provider::{Connection, ConnectionSecrets, Endpoints, Provider, ProviderKind};
 pub use scope::{ADMIN_ROLE, Scope};
 pub use session::{Device, Session};
-pub use tenant::{Branding, MailTemplate, Tenant, TenantSettings, TenantSlug, Theme};
+pub use tenant::{
+    AccountSettings, Branding, MailTemplate, MfaPolicy, Tenant, TenantSettings, TenantSlug, Theme,
+};
 pub use user::{EmailState, User, UserEmail};
 
 /// Milliseconds since the Unix epoch: how every time is stored.

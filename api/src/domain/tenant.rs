@@ -100,6 +100,40 @@ pub struct TenantSettings {
     /// Origins of browser frontends allowed to call the API for this tenant (CORS), on top
     /// of `AUTH_CORS_ORIGINS`.
     pub allowed_origins: Vec<String>,
+    /// Account rules: whether a second factor is demanded.
+    pub account: AccountSettings,
+}
+
+/// A tenant's account rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AccountSettings {
+    /// Who must have a second factor.
+    pub mfa: MfaPolicy,
+}
+
+/// Who must sign in with a second factor. Whoever has one is always asked for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// Nobody is made to enrol.
+    #[default]
+    Optional,
+    /// Users with the `admin` role must enrol before their session starts.
+    Admins,
+    /// Everybody must enrol before their session starts.
+    Required,
+}
+
+impl MfaPolicy {
+    /// Whether a user with `roles` must have a second factor.
+    pub fn demands(self, roles: &[String]) -> bool {
+        match self {
+            Self::Optional => false,
+            Self::Admins => roles.iter().any(|r| r == super::ADMIN_ROLE),
+            Self::Required => true,
+        }
+    }
 }
 
 impl Default for TenantSettings {
@@ -124,6 +158,7 @@ impl Default for TenantSettings {
             admins: Vec::new(),
             audit_retention_days: 365,
             allowed_origins: Vec::new(),
+            account: AccountSettings::default(),
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     InvalidCredentials,
     /// Too many attempts.
     RateLimited,
+    /// The sign-in needs a second factor (`verifyMfa`) or an enrolment first.
+    MfaRequired,
     /// Our fault.
     Internal,
 }
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "CONFLICT",
             ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
             ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::MfaRequired => "MFA_REQUIRED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -65,6 +68,20 @@ impl ErrorExtensions for Error {
                 return async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
                     ext.set("code", ErrorCode::RateLimited.as_str());
                     ext.set("retryAfter", retry_after);
+                });
+            }
+            Error::MfaRequired(required) => {
+                let required = required.clone();
+                return async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+                    ext.set("code", ErrorCode::MfaRequired.as_str());
+                    ext.set("mfaToken", required.mfa_token.as_str());
+                    ext.set("methods", required.methods.clone());
+                    ext.set("expiresIn", required.expires_in);
+                    if let Some(options) = &required.passkey_options
+                        && let Ok(value) = async_graphql::Value::from_json(options.clone())
+                    {
+                        ext.set("passkeyOptions", value);
+                    }
                 });
             }
             Error::BadField { field, message } => {

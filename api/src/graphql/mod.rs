@@ -6,6 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod events;
 pub mod guard;
+pub mod mfa;
 pub mod mutation;
 pub mod oauth;
 pub mod profile;
@@ -40,6 +41,7 @@ pub struct Mutation(
     profile::ProfileMutation,
     admin::AdminMutation,
     oauth::OAuthMutation,
+    mfa::MfaMutation,
 );
 
 /// The root subscription: each area's subscriptions, merged (one module per area).

@@ -20,6 +20,9 @@ pub(super) enum Guarded {
     VerifyOtp,
     RequestPasswordReset,
     ChangePassword,
+    /// A second factor checked: `verifyMfa`, confirming an enrolment, `disableTotp`,
+    /// `regenerateRecoveryCodes` (counted per IP and per user).
+    VerifyMfa,
 }
 
 /// A limit: hits per window.
@@ -39,6 +42,7 @@ impl Guarded {
             Self::VerifyOtp => "verifyOtp",
             Self::RequestPasswordReset => "requestPasswordReset",
             Self::ChangePassword => "changePassword",
+            Self::VerifyMfa => "verifyMfa",
         }
     }
 
@@ -53,6 +57,7 @@ impl Guarded {
             Self::RequestOtp => (rate(10.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::RequestPasswordReset => (rate(10.0, MINUTE), rate(3.0, 10 * MINUTE)),
             Self::ChangePassword => (rate(30.0, MINUTE), rate(5.0, 10 * MINUTE)),
+            Self::VerifyMfa => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
         }
     }
 }
@@ -127,22 +132,63 @@ impl Auth {
     /// attempt in a row locks the address at once, before its own password is known, and a
     /// success forgets the count (in the transaction that starts its session).
     pub(super) async fn count_attempt(&self, tenant: &Tenant, email: &Email) -> Result<()> {
+        self.count_locked(tenant, email.as_str(), "password").await
+    }
+
+    /// [`Auth::count_attempt`] for a second factor of `user_id`: the same lockout with its
+    /// own count (`mfa:<user id>`), so five wrong codes in a row, over any number of
+    /// mfaTokens, lock the user's second step for 30 s, then longer; a right code forgets
+    /// the count ([`Auth::forget_factor_attempts`]).
+    pub(super) async fn count_factor_attempt(&self, tenant: &Tenant, user_id: &str) -> Result<()> {
+        self.count_locked(tenant, &factor_key(user_id), "mfa").await
+    }
+
+    /// Forget the counted second-factor attempts of `user_id` after a right one.
+    pub(super) async fn forget_factor_attempts(
+        &self,
+        tenant: &Tenant,
+        user_id: &str,
+    ) -> Result<()> {
+        Ok(self
+            .store
+            .forget_attempts(&tenant.id, &factor_key(user_id))
+            .await?)
+    }
+
+    /// How long the second step of `user_id` stays locked, in seconds (at least 1).
+    pub(super) async fn factor_lock_seconds(&self, tenant: &Tenant, user_id: &str) -> Result<u64> {
+        let now = now_ms();
+        let failures = self
+            .store
+            .sign_in_failures(&tenant.id, &factor_key(user_id))
+            .await?;
+        let wait = failures.map_or(0, |f| f.locked_until - now);
+        Ok((wait.max(1) as u64).div_ceil(1000))
+    }
+
+    async fn count_locked(&self, tenant: &Tenant, key: &str, method: &'static str) -> Result<()> {
         static SCHEDULE: LazyLock<LockSchedule> =
             LazyLock::new(|| LockSchedule::new(lock_duration_ms, LOCK_AFTER + 16));
         let now = now_ms();
         let locked = self
             .store
-            .count_sign_in_attempt(&tenant.id, email.as_str(), now, FORGET_AFTER_MS, &SCHEDULE)
+            .count_sign_in_attempt(&tenant.id, key, now, FORGET_AFTER_MS, &SCHEDULE)
             .await?;
         match locked {
             None => Ok(()),
             Some(until) => {
-                metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "locked")
+                metrics::counter!("auth_sign_ins_total", "method" => method, "outcome" => "locked")
                     .increment(1);
                 Err(retry_after(until - now))
             }
         }
     }
+}
+
+/// The lockout's key for the second factors of a user (`sign_in_failures.email` holds
+/// addresses otherwise; an address never starts with `mfa:`).
+fn factor_key(user_id: &str) -> String {
+    format!("mfa:{user_id}")
 }
 
 #[cfg(test)]

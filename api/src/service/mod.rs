@@ -16,6 +16,7 @@ mod limits;
 mod machine;
 mod machine_tokens;
 pub mod mail;
+mod mfa;
 mod oauth;
 pub mod passwords;
 mod profile;
@@ -34,6 +35,9 @@ pub use events::{SessionEvent, SessionEventKind, SessionEvents};
 pub use limits::lock_duration_ms;
 pub use machine::Reader;
 pub use machine_tokens::CreatedApiToken;
+pub use mfa::{
+    DisableProof, Enroller, Factor, MfaRequired, MfaStatus, RecoveryCodes, TotpEnrollment,
+};
 pub use oauth::{CompleteOAuth, OAuthStart, ProviderSpec, ProviderTokens};
 pub use profile::{ProfileUpdate, PublicProfile};
 pub use runtime::{Workers, migrate};
@@ -93,6 +97,10 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// `MFA_REQUIRED`: the first factor proved right, and the sign-in now waits for a
+    /// second one (or for the enrolment the tenant demands); no session exists yet.
+    #[error("a second factor is required to finish signing in")]
+    MfaRequired(Box<mfa::MfaRequired>),
     /// `INTERNAL`: anything else; details are logged, never sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),

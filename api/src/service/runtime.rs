@@ -200,6 +200,9 @@ impl Auth {
             if let Err(error) = store.purge_challenges(now).await {
                 tracing::warn!(error = %error, "challenge purge failed");
             }
+            if let Err(error) = store.purge_mfa_challenges(now).await {
+                tracing::warn!(error = %error, "mfa challenge purge failed");
+            }
             if let Err(error) = store.purge_limits(now).await {
                 tracing::warn!(error = %error, "rate-limit purge failed");
             }

@@ -178,7 +178,7 @@ impl Auth {
 fn merges(path: &str) -> bool {
     matches!(
         path,
-        "branding" | "branding.light" | "branding.dark" | "templates"
+        "branding" | "branding.light" | "branding.dark" | "templates" | "account"
     ) || path
         .strip_prefix("templates.")
         .is_some_and(|rest| !rest.contains('.'))

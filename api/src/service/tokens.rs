@@ -4,6 +4,7 @@
 use auth_protocol::AccessClaims;
 use serde::{Deserialize, Serialize};
 
+use super::mfa::{Cleared, PendingSignIn};
 use super::{Auth, Caller, Error, Result};
 use crate::crypto;
 use crate::domain::{
@@ -229,6 +230,44 @@ impl Auth {
         // refused once its credentials proved right, so a wrong password still says only
         // `INVALID_CREDENTIALS`.
         self.refuse_disabled(tenant, &user, method, origin).await?;
+        // And here the second step is demanded: `MFA_REQUIRED` (with the pending sign-in
+        // stored behind an mfaToken) when the user has a factor or the tenant demands one.
+        // A session can only be opened with the `Cleared` this answers otherwise, or that
+        // `verifyMfa` answers once the factor proved right.
+        let pending = PendingSignIn {
+            method,
+            action,
+            forget_attempts_of,
+            oauth: oauth.as_ref(),
+        };
+        let cleared = self.second_step(tenant, &user, &pending, origin).await?;
+        self.open_session(
+            tenant,
+            user,
+            method,
+            action,
+            origin,
+            forget_attempts_of,
+            oauth,
+            cleared,
+        )
+        .await
+    }
+
+    /// Open the session of a sign-in that [`Auth::second_step`] (or `verifyMfa`) cleared:
+    /// the only way to one, since only `service::mfa` can make a [`Cleared`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn open_session(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        method: SignInMethod,
+        action: AuditAction,
+        origin: &Device,
+        forget_attempts_of: Option<&Email>,
+        oauth: Option<OAuthSignIn<'_>>,
+        cleared: Cleared,
+    ) -> Result<Issued> {
         let refresh_token = crypto::random_token(32);
         let id = new_id();
         let audit = AuditEvent {
@@ -238,11 +277,16 @@ impl Auth {
             session_id: Some(&id),
             ip: origin.ip.as_deref(),
             user_agent: origin.user_agent.as_deref(),
-            detail: match &oauth {
-                Some(oauth) => {
-                    serde_json::json!({ "method": method.as_str(), "provider": oauth.provider })
+            detail: {
+                let mut detail = serde_json::json!({ "method": method.as_str() });
+                if let Some(oauth) = &oauth {
+                    detail["provider"] = oauth.provider.into();
                 }
-                None => serde_json::json!({ "method": method.as_str() }),
+                // The second factor the session was started with, when one was asked for.
+                if let Some(factor) = cleared.factor() {
+                    detail["mfa"] = factor.into();
+                }
+                detail
             },
         };
         let connection = oauth.and_then(|o| o.connection);

@@ -21,8 +21,9 @@ pub struct NewIdentity<'a> {
     pub email: Option<&'a str>,
 }
 
-/// Tokens to store as a connection (sealed by the caller under `id`).
-#[derive(Debug, Clone)]
+/// Tokens to store as a connection (sealed by the caller under `id`); serialisable, so a
+/// provider sign-in waiting for its second factor can keep it with the pending sign-in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionWrite {
     /// The row id (an existing row's, to replace its tokens).
     pub id: String,

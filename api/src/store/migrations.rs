@@ -82,6 +82,11 @@ const STEPS: &[Step] = &[
             "../../../migrations/0008_provider_signing_key.sql"
         )),
     },
+    Step {
+        version: 9,
+        description: "mfa: totp, recovery codes, pending sign-ins",
+        sql: Sql::Shared(include_str!("../../../migrations/0009_mfa.sql")),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and

@@ -11,6 +11,7 @@ pub mod connections;
 pub mod db;
 pub mod keys;
 pub mod limits;
+pub mod mfa;
 pub mod migrations;
 mod notify;
 pub mod outbox;

@@ -5,6 +5,7 @@ mod admin_user;
 mod audit;
 mod auth;
 mod machine_token;
+mod mfa;
 mod oauth;
 mod profile;
 mod session;
@@ -21,6 +22,9 @@ pub use auth::{
     SignInInput, SignUpInput, VerifyOtpInput,
 };
 pub use machine_token::{ApiToken, CreateApiTokenInput, CreatedApiToken};
+pub use mfa::{
+    DisableTotpInput, MfaStatus, RecoveryCodes, TotpEnrollment, VerifyFactorInput, VerifyMfaInput,
+};
 pub use oauth::{
     CompleteOAuthInput, Connection, ConnectionTokens, IdTokenInput, OAuthStart, ProviderConfig,
     ProviderInput, ProviderKind, SignInProvider, StartOAuthInput,
@@ -29,8 +33,9 @@ pub use profile::{NameInput, PublicUser, UpdateProfileInput, VerifyEmailInput};
 pub(crate) use session::sessions_for;
 pub use session::{Device, Session};
 pub use settings::{
-    Branding, BrandingInput, MailTemplate, MailTemplateInput, PublicBranding, Settings,
-    SettingsInput, TenantInfo, ThemeColors, ThemeInput,
+    AccountSettings, AccountSettingsInput, Branding, BrandingInput, MailTemplate,
+    MailTemplateInput, MfaPolicy, PublicBranding, Settings, SettingsInput, TenantInfo, ThemeColors,
+    ThemeInput,
 };
 pub use tenant::{CreateTenantInput, Tenant};
 pub use user::{Emails, Name, PendingEmail, PreviousEmail, User};

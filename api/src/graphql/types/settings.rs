@@ -74,7 +74,7 @@ impl From<&domain::Branding> for Branding {
 #[derive(SimpleObject)]
 pub struct MailTemplate {
     /// Template name: `signup`, `signin`, `passwordReset`, `approveNewEmail`, `removeEmail`,
-    /// `changePrimaryEmail`.
+    /// `changePrimaryEmail`, `mfaFactorAdded`, `mfaFactorRemoved`.
     pub name: String,
     /// Subject (minijinja).
     pub subject: Option<String>,
@@ -82,6 +82,45 @@ pub struct MailTemplate {
     pub text: Option<String>,
     /// HTML body (minijinja, HTML-escaped).
     pub html: Option<String>,
+}
+
+/// Who must sign in with a second factor (`settings.account.mfa`). Whoever has a factor
+/// is always asked for it.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// Nobody is made to enrol.
+    Optional,
+    /// Admins must enrol before their session starts.
+    Admins,
+    /// Everybody must enrol before their session starts.
+    Required,
+}
+
+impl From<domain::MfaPolicy> for MfaPolicy {
+    fn from(policy: domain::MfaPolicy) -> Self {
+        match policy {
+            domain::MfaPolicy::Optional => Self::Optional,
+            domain::MfaPolicy::Admins => Self::Admins,
+            domain::MfaPolicy::Required => Self::Required,
+        }
+    }
+}
+
+/// Account rules.
+#[derive(SimpleObject)]
+pub struct AccountSettings {
+    /// Who must have a second factor.
+    pub mfa: MfaPolicy,
+}
+
+/// Account rules to change.
+#[derive(InputObject, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSettingsInput {
+    /// Who must have a second factor; `null` resets it to `OPTIONAL`.
+    #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
+    pub mfa: MaybeUndefined<MfaPolicy>,
 }
 
 /// A tenant's settings (admin).
@@ -125,6 +164,8 @@ pub struct Settings {
     pub audit_retention_days: u32,
     /// Browser origins allowed to call the API for this tenant (CORS).
     pub allowed_origins: Vec<String>,
+    /// Account rules (second factors).
+    pub account: AccountSettings,
 }
 
 impl From<TenantSettings> for Settings {
@@ -158,6 +199,9 @@ impl From<TenantSettings> for Settings {
                 .collect(),
             audit_retention_days: s.audit_retention_days,
             allowed_origins: s.allowed_origins,
+            account: AccountSettings {
+                mfa: s.account.mfa.into(),
+            },
         }
     }
 }
@@ -289,6 +333,9 @@ pub struct SettingsInput {
     /// Browser origins allowed to call the API for this tenant.
     #[serde(skip_serializing_if = "MaybeUndefined::is_undefined")]
     pub allowed_origins: MaybeUndefined<Vec<String>>,
+    /// Account rules (second factors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountSettingsInput>,
 }
 
 impl SettingsInput {

@@ -122,4 +122,9 @@ impl User {
     async fn created_at(&self) -> DateTime {
         DateTime(self.0.created_at)
     }
+    /// Which second factors are on (never a secret).
+    async fn mfa(&self, ctx: &Context<'_>) -> async_graphql::Result<super::MfaStatus> {
+        let (auth, _) = parts(ctx)?;
+        auth.mfa_status(&self.0).await.gql().map(Into::into)
+    }
 }

@@ -61,17 +61,24 @@ pub enum Template {
     RemoveEmail,
     /// Notice that the primary email changed.
     ChangePrimaryEmail,
+    /// Notice that a second factor was added (`factor` names it).
+    MfaFactorAdded,
+    /// Notice that a second factor was removed (`factor` names it; `by_admin` when an
+    /// admin reset them).
+    MfaFactorRemoved,
 }
 
 impl Template {
     /// Every template, in a fixed order.
-    pub const ALL: [Template; 6] = [
+    pub const ALL: [Template; 8] = [
         Self::Signup,
         Self::Signin,
         Self::PasswordReset,
         Self::ApproveNewEmail,
         Self::RemoveEmail,
         Self::ChangePrimaryEmail,
+        Self::MfaFactorAdded,
+        Self::MfaFactorRemoved,
     ];
 
     /// The name used in tenant settings and in the outbox.
@@ -83,6 +90,8 @@ impl Template {
             Self::ApproveNewEmail => "approveNewEmail",
             Self::RemoveEmail => "removeEmail",
             Self::ChangePrimaryEmail => "changePrimaryEmail",
+            Self::MfaFactorAdded => "mfaFactorAdded",
+            Self::MfaFactorRemoved => "mfaFactorRemoved",
         }
     }
 }

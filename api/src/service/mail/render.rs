@@ -79,6 +79,8 @@ fn defaults(template: Template) -> (&'static str, &'static str, &'static str) {
         Template::ApproveNewEmail => parts!("approveNewEmail"),
         Template::RemoveEmail => parts!("removeEmail"),
         Template::ChangePrimaryEmail => parts!("changePrimaryEmail"),
+        Template::MfaFactorAdded => parts!("mfaFactorAdded"),
+        Template::MfaFactorRemoved => parts!("mfaFactorRemoved"),
     }
 }
 
@@ -332,6 +334,14 @@ mod tests {
             (
                 Template::ChangePrimaryEmail,
                 json!({"email": "new@example.com", "old_email": "old@example.com", "new_email": "new@example.com"}),
+            ),
+            (
+                Template::MfaFactorAdded,
+                json!({"factor": "An authenticator app", "email": "ada@example.com"}),
+            ),
+            (
+                Template::MfaFactorRemoved,
+                json!({"factor": "An authenticator app", "by_admin": true, "email": "ada@example.com"}),
             ),
         ];
         for (template, vars) in cases {
