@@ -739,6 +739,23 @@ async fn a_provider_sign_in_needs_the_second_factor_and_keeps_its_connection() {
     let detail: Value = serde_json::from_str(&detail).unwrap();
     assert_eq!(detail["provider"], "idp", "{detail}");
     assert_eq!(detail["mfa"], "totp", "{detail}");
+
+    // A native app's id_token: the same second step.
+    let tokens = idp.app_tokens(&client, "alice", "native-nonce").await;
+    let body = app
+        .gql(
+            "mutation($input: IdTokenInput!) { signInWithIdToken(input: $input) { accessToken } }",
+            json!({"input": {"provider": "idp", "idToken": tokens["id_token"], "nonce": "native-nonce"}}),
+            None,
+        )
+        .await;
+    let (token, _) = mfa_required(&body, "signInWithIdToken");
+    let done = verify(&app, &token, json!({"totp": clock.code(&secret, 1)})).await;
+    assert_eq!(
+        done["data"]["verifyMfa"]["session"]["method"], "id_token",
+        "{done}"
+    );
+    assert_eq!(done["data"]["verifyMfa"]["user"]["id"], json!(user_id));
 }
 
 #[tokio::test]
@@ -929,4 +946,47 @@ async fn an_admin_resets_the_factors_of_a_user_of_their_tenant_only() {
     .await
     .unwrap();
     assert_eq!(actor, format!("user:{}", boss.user_id));
+
+    // An account disabled while its sign-in waits for the factor gets no session.
+    let clock = Clock::start().await;
+    let (secret, _) = enrol(&app, &plain.access_token, &clock).await;
+    let pending = password_step(&app, email).await;
+    let body = app
+        .gql(
+            "mutation($id: ID!) { adminUpdateUser(id: $id, input: {disabled: true}) { disabled } }",
+            json!({"id": user.user_id}),
+            Some(&boss.access_token),
+        )
+        .await;
+    assert_eq!(body["data"]["adminUpdateUser"]["disabled"], true, "{body}");
+    let body = verify(&app, &pending, json!({"totp": clock.code(&secret, 0)})).await;
+    assert_eq!(body.code(), "FORBIDDEN", "{body}");
+    let (used,): (i64,) = sqlx::query_as("SELECT last_step FROM mfa_totp WHERE user_id = $1")
+        .bind(&user.user_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        used as u64,
+        clock.step - 1,
+        "the refused sign-in spent no code"
+    );
+    // Deleting the account takes its factors and pending sign-ins with it.
+    let body = app
+        .gql(
+            "mutation($id: ID!) { adminDeleteUser(id: $id) }",
+            json!({"id": user.user_id}),
+            Some(&boss.access_token),
+        )
+        .await;
+    assert_eq!(body["data"]["adminDeleteUser"], true, "{body}");
+    for table in ["mfa_totp", "mfa_recovery_codes", "mfa_challenges"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE user_id = $1");
+        let (left,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&user.user_id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
 }

@@ -340,6 +340,9 @@ impl Auth {
             .store
             .user_by_id(&tenant.id, &challenge.user_id)
             .await?;
+        // Disabled while the factor was awaited: refused before the factor is spent.
+        let (_, method, _) = self.stored_sign_in(&challenge)?;
+        self.refuse_disabled(tenant, &user, method, origin).await?;
         self.guard_factor_attempt(tenant, &user.id, origin).await?;
         let right = match factor {
             Factor::Totp(code) => self.spend_totp_code(tenant, &user.id, code).await?,
@@ -452,15 +455,7 @@ impl Auth {
         }
         self.forget_factor_attempts(tenant, &user.id).await?;
         metrics::counter!("auth_mfa_verifications_total", "outcome" => "success").increment(1);
-        let stored: StoredSignIn = self
-            .master
-            .open(&challenge_context(&challenge.id), &challenge.pending)
-            .and_then(|plain| serde_json::from_slice(&plain).ok())
-            .ok_or_else(|| anyhow::anyhow!("a pending sign-in cannot be opened"))?;
-        let method = SignInMethod::parse(&stored.method)
-            .ok_or_else(|| anyhow::anyhow!("a pending sign-in names an unknown method"))?;
-        let action = AuditAction::parse(&stored.action)
-            .ok_or_else(|| anyhow::anyhow!("a pending sign-in names an unknown action"))?;
+        let (stored, method, action) = self.stored_sign_in(challenge)?;
         self.audit_detail(
             tenant,
             AuditAction::MfaVerified,
@@ -500,6 +495,23 @@ impl Auth {
             )),
             other => other,
         }
+    }
+
+    /// The sign-in a pending one will start, opened.
+    fn stored_sign_in(
+        &self,
+        challenge: &MfaChallenge,
+    ) -> Result<(StoredSignIn, SignInMethod, AuditAction)> {
+        let stored: StoredSignIn = self
+            .master
+            .open(&challenge_context(&challenge.id), &challenge.pending)
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or_else(|| anyhow::anyhow!("a pending sign-in cannot be opened"))?;
+        let method = SignInMethod::parse(&stored.method)
+            .ok_or_else(|| anyhow::anyhow!("a pending sign-in names an unknown method"))?;
+        let action = AuditAction::parse(&stored.action)
+            .ok_or_else(|| anyhow::anyhow!("a pending sign-in names an unknown action"))?;
+        Ok((stored, method, action))
     }
 
     /// Whether `code` is a current code of the user's confirmed authenticator app not
