@@ -29,6 +29,18 @@ pub struct Config {
     )]
     pub database_max_connections: u32,
 
+    /// Seconds a request waits for a pooled database connection before it fails
+    /// (`INTERNAL`, or 503 outside GraphQL). Short, so that with the database down requests
+    /// are answered promptly rather than hanging past a load balancer's timeout.
+    #[arg(
+        long,
+        env = "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u64).range(1..=60),
+        global = true
+    )]
+    pub database_acquire_timeout_seconds: u64,
+
     /// Address the API listens on.
     #[arg(
         long,

@@ -245,6 +245,12 @@ pub struct RevocationList {
     pub cursor: i64,
     /// Entries whose `expires_at` is still in the future.
     pub entries: Vec<RevocationEntry>,
+    /// The low-water mark: every entry with a `seq` up to here that will ever exist had
+    /// committed when the list was read (so it is listed, if in force and for this reader).
+    /// Passed to the stream as `?complete=`, its look-back for late commits starts after it.
+    /// 0 (what an older API, which sends none, means) makes the stream look back in full.
+    #[serde(default)]
+    pub complete_to: i64,
 }
 
 #[cfg(test)]
@@ -349,9 +355,13 @@ mod tests {
         let list = RevocationList {
             cursor: 8,
             entries: vec![e, RevocationEntry::user("acme", "u1", 10, 99)],
+            complete_to: 7,
         };
         let json = serde_json::to_string(&list).unwrap();
         assert_eq!(serde_json::from_str::<RevocationList>(&json).unwrap(), list);
+        // A list from an API that sends no low-water mark means a full look-back.
+        let old: RevocationList = serde_json::from_str(r#"{"cursor":3,"entries":[]}"#).unwrap();
+        assert_eq!(old.complete_to, 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod admin_users;
 mod connections;
 mod cors;
 mod emails;
+mod faults;
 mod hardening;
 mod http;
 mod limits;

@@ -433,23 +433,48 @@ async fn verifier_catches_up_after_the_api_restarts() {
     let kept = b.access_token.clone();
     assert_eq!(v.verify(Some(&token)).await.0, 200);
 
-    // The API goes away: the verifier says so, and after the staleness limit refuses tokens.
+    // The API goes away: within the staleness limit the verifier stays ready but says it is
+    // degraded (an API restart must not take every verifier out of rotation), and keeps
+    // verifying; past the limit it is not ready and refuses tokens.
     api.stop();
-    let deadline = Instant::now() + Duration::from_secs(25);
-    loop {
+    let dropped = Instant::now();
+    let deadline = dropped + Duration::from_secs(25);
+    let mut degraded_seen = false;
+    let not_ready_after = loop {
         let (status, body) = v.get("/readyz").await;
+        let elapsed = dropped.elapsed();
         if status == 503 {
             assert!(body.contains("\"feed_connected\":false"), "{body}");
-            break;
+            assert!(body.contains("\"status\":\"not ready\""), "{body}");
+            break elapsed;
+        }
+        assert_eq!(status, 200, "{body}");
+        if body.contains("\"status\":\"degraded\"") {
+            assert!(body.contains("\"feed_connected\":false"), "{body}");
+            if !degraded_seen {
+                degraded_seen = true;
+                let (_, metrics) = v.get("/metrics").await;
+                assert!(metrics.contains("verifier_feed_degraded 1"), "{metrics}");
+                assert!(metrics.contains("verifier_feed_connected 0"), "{metrics}");
+                assert!(metrics.contains("verifier_feed_stale 0"), "{metrics}");
+                assert_eq!(v.verify(Some(&kept)).await.0, 200, "still verifying");
+            }
         }
         assert!(
             Instant::now() < deadline,
-            "readyz still ready with the API down"
+            "readyz still ready with the API down: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert!(degraded_seen, "never degraded before not ready");
+    // The limit (2 s) counts from the feed's last sign of life (a ping every 5 s at most).
+    assert!(
+        not_ready_after <= Duration::from_secs(3),
+        "not ready only after {not_ready_after:?}"
+    );
     let (_, metrics) = v.get("/metrics").await;
-    assert!(metrics.contains("verifier_feed_connected 0"), "{metrics}");
+    assert!(metrics.contains("verifier_feed_stale 1"), "{metrics}");
+    assert!(metrics.contains("verifier_feed_degraded 0"), "{metrics}");
     v.until(&kept, 401, Duration::from_secs(10)).await;
     let (_, h) = v.verify(Some(&kept)).await;
     assert!(
@@ -464,9 +489,15 @@ async fn verifier_catches_up_after_the_api_restarts() {
     other.sign_out(&token).await;
     drop(other);
 
-    // The first API comes back on its address; the verifier reconnects, reloads, catches up.
+    // The first API comes back on its address; the verifier reconnects (retrying at most
+    // 0.8 s apart while the API is away), reloads, catches up.
     api.restart().await;
-    v.until(&kept, 200, Duration::from_secs(10)).await;
+    let reconnect = v.until(&kept, 200, Duration::from_secs(10)).await;
+    eprintln!("verifier back {reconnect:?} after the API answered again");
+    assert!(
+        reconnect < Duration::from_millis(1500),
+        "reconnected only after {reconnect:?}"
+    );
     assert_eq!(
         v.verify(Some(&token)).await.0,
         401,
@@ -783,4 +814,176 @@ async fn a_tenant_bound_api_token_binds_the_verifier_to_its_tenant() {
     .await;
     assert_eq!(own.verify(Some(&default_access)).await.0, 200);
     assert_eq!(own.verify(Some(&acme_access)).await.0, 403);
+}
+
+/// Reads the revocation stream resuming after `after` (with the low-water mark `complete`,
+/// if any) for `within`, or until it holds `until`: what it said.
+async fn read_stream(
+    api: &Client,
+    token: &str,
+    after: i64,
+    complete: Option<i64>,
+    within: Duration,
+    until: &str,
+) -> String {
+    let query = complete.map_or(String::new(), |c| format!("?complete={c}"));
+    let mut stream = api
+        .client
+        .get(format!("{}/internal/revocations/stream{query}", api.base))
+        .bearer_auth(token)
+        .header("last-event-id", after.to_string())
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    let _ = tokio::time::timeout(within, async {
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains(until) {
+                return;
+            }
+        }
+    })
+    .await;
+    seen
+}
+
+/// The list once the poller's low-water mark has caught up with its cursor.
+async fn caught_up_list(api: &Client, token: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = api.get_json("/internal/revocations", Some(token)).await;
+        if list["complete_to"].as_i64() >= list["cursor"].as_i64() {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "low-water mark behind: {list}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The list's `complete_to` lets a stream resuming from it skip the look-back over what the
+/// list already holds: an entry of the last 30 s is replayed without it, not with it; new
+/// entries still come.
+#[tokio::test]
+async fn the_lists_low_water_mark_keeps_the_streams_look_back_short() {
+    let app = spawn_app().await;
+    let token = verify_token(&app).await;
+    let first = app.sign_up("mark@example.com").await;
+    let second = app.signed_in("mark@example.com", PASSWORD).await;
+    app.sign_out(&second.access_token).await;
+    let list = caught_up_list(&app, &token).await;
+    let cursor = list["cursor"].as_i64().unwrap();
+    let complete = list["complete_to"].as_i64().unwrap();
+    assert!(list.to_string().contains(&second.session_id), "{list}");
+    assert_eq!(complete, cursor, "{list}");
+
+    // Without the mark the look-back replays the sign-out (written seconds ago).
+    let full = read_stream(
+        &app,
+        &token,
+        cursor,
+        None,
+        Duration::from_secs(3),
+        &second.session_id,
+    )
+    .await;
+    assert!(full.contains(&second.session_id), "{full}");
+    // With it nothing is replayed; what comes next still comes.
+    let (short, ()) = tokio::join!(
+        read_stream(
+            &app,
+            &token,
+            cursor,
+            Some(complete),
+            Duration::from_secs(5),
+            &first.session_id,
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            app.sign_out(&first.access_token).await;
+        }
+    );
+    assert!(short.contains(&first.session_id), "{short}");
+    assert!(!short.contains(&second.session_id), "{short}");
+    // A mark past the cursor is clamped to it: the entries after the cursor still come.
+    let clamped = read_stream(
+        &app,
+        &token,
+        cursor,
+        Some(i64::MAX),
+        Duration::from_secs(3),
+        &first.session_id,
+    )
+    .await;
+    assert!(clamped.contains(&first.session_id), "{clamped}");
+}
+
+/// On PostgreSQL a seq is taken at insert and becomes visible at commit: a revocation that
+/// commits after a later one must still reach a verifier whose list and stream start past
+/// it, both live (the verifier is connected when it commits) and from a stream opened after
+/// (its seq is above the list's low-water mark, so the look-back still covers it).
+#[tokio::test]
+async fn a_revocation_that_commits_late_reaches_a_verifier_listed_past_it() {
+    let app = spawn_app().await;
+    if !app.db.is_postgres() {
+        eprintln!("skipped: SQLite hands out seqs in commit order");
+        return;
+    }
+    let store = app.store().await;
+    let token = verify_token(&app).await;
+    let user = app.sign_up("late@example.com").await;
+    let victim = app.signed_in("late@example.com", PASSWORD).await;
+    let other = app.signed_in("late@example.com", PASSWORD).await;
+    let _ = caught_up_list(&app, &token).await;
+
+    // Transaction A takes a seq for the victim's session and does not commit yet…
+    let mut early = store.pool().begin().await.unwrap();
+    let early_seq: i64 = sqlx::query_scalar(
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at) \
+         VALUES ('default', 'session', $1, NULL, $2, $3) RETURNING seq",
+    )
+    .bind(&victim.session_id)
+    .bind(now() + 3600)
+    .bind(auth_api::domain::now_ms())
+    .fetch_one(&mut *early)
+    .await
+    .unwrap();
+    // …while B, with a larger seq, commits.
+    let body = app
+        .gql(
+            "mutation($id: ID!) { revokeSession(id: $id) }",
+            json!({"id": other.session_id}),
+            Some(&user.access_token),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    // A verifier starting now is listed past A, with a low-water mark below it.
+    let v = Verifier::spawn(&app.base, Some(&token)).await.ready().await;
+    v.until(&other.access_token, 401, Duration::from_secs(1))
+        .await;
+    let list = app.get_json("/internal/revocations", Some(&token)).await;
+    let cursor = list["cursor"].as_i64().unwrap();
+    let complete = list["complete_to"].as_i64().unwrap();
+    assert!(cursor > early_seq && complete < early_seq, "{list}");
+    assert_eq!(v.verify(Some(&victim.access_token)).await.0, 200);
+
+    // A commits: the connected verifier refuses the victim's token once the API's poller
+    // has seen it (nothing wakes the poller for this raw insert: its one-second tick does)…
+    early.commit().await.unwrap();
+    let took = v
+        .until(&victim.access_token, 401, Duration::from_secs(3))
+        .await;
+    eprintln!("late commit reached the verifier in {took:?}");
+    // …and a stream opened now from that list (cursor past A, its mark below A) replays it.
+    let replay = read_stream(
+        &app,
+        &token,
+        cursor,
+        Some(complete),
+        Duration::from_secs(3),
+        &victim.session_id,
+    )
+    .await;
+    assert!(replay.contains(&format!("id: {early_seq}")), "{replay}");
 }

@@ -70,13 +70,14 @@ impl ApiClient {
         self.get_json("/internal/revocations").await
     }
 
-    /// Opens `GET /internal/revocations/stream`, resuming after `cursor`.
-    pub async fn stream(&self, cursor: i64) -> Result<reqwest::Response, Error> {
+    /// Opens `GET /internal/revocations/stream`, resuming after `cursor`, its look-back for
+    /// late commits starting after `complete` (the list's low-water mark).
+    pub async fn stream(&self, cursor: i64, complete: i64) -> Result<reqwest::Response, Error> {
         let resp = self
-            .auth(
-                self.stream_http
-                    .get(format!("{}/internal/revocations/stream", self.base)),
-            )
+            .auth(self.stream_http.get(format!(
+                "{}/internal/revocations/stream?complete={complete}",
+                self.base
+            )))
             .header("Accept", "text/event-stream")
             .header("Last-Event-ID", cursor.to_string())
             .send()

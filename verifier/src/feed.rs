@@ -1,9 +1,14 @@
 //! The revocation feed follower: loads `GET /internal/revocations`, then follows
 //! `GET /internal/revocations/stream` from the list's cursor (`Last-Event-ID`), so nothing falls
-//! between the two. On any disconnect it reconnects with backoff and reloads the list first
-//! (the API's PostgreSQL listener may have missed notifications meanwhile); on `event: reset` it
-//! reloads the list in place. [`FeedState`] tells checks and `/readyz` whether the list can be
-//! trusted.
+//! between the two, and from the list's low-water mark (`complete`), so the stream's look-back
+//! for late commits starts there rather than re-reading every entry of its 30-second window.
+//! On any disconnect it reconnects and reloads the list first (the API's PostgreSQL listener
+//! may have missed notifications meanwhile): soon after a stream that was live ends (50-100
+//! ms, jittered, so that verifiers do not all come back at once), and with a backoff doubling
+//! to at most 0.8 s while attempts keep failing, so that an API that is back is found within a
+//! second. On `event: reset` it reloads the list in place. [`FeedState`] tells checks and
+//! `/readyz` whether the list can be trusted: live, degraded (disconnected, within the
+//! staleness limit: still ready), or stale.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,10 +22,13 @@ use crate::error::Error;
 use crate::revocation::RevocationSet;
 use crate::sse::{Item, Parser};
 
-/// A stream that sends nothing (not even the 5-second ping) for this long is treated as dead.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// A stream that sends nothing (not even the 5-second ping) for this long is treated as dead:
+/// two pings missed, and some slack.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(12);
+/// The first retry after a stream that was live ends (jittered up to twice this).
+const RETRY_SOON: Duration = Duration::from_millis(50);
+/// Longest wait between two attempts while they keep failing (jittered down to half).
+const BACKOFF_MAX: Duration = Duration::from_millis(800);
 
 /// Liveness of the feed, read on every check.
 #[derive(Debug)]
@@ -79,6 +87,13 @@ impl FeedState {
         }
     }
 
+    /// Whether the list was current once and the stream is down now, within the staleness
+    /// limit: tokens are still checked (and `/readyz` still ready), against a list that may
+    /// miss the newest revocations.
+    pub fn degraded(&self) -> bool {
+        !self.connected() && self.alive_ms.load(Ordering::Relaxed) != 0 && !self.stale()
+    }
+
     /// Whether checks must refuse tokens: never synced, or disconnected for longer than the
     /// staleness limit.
     pub fn stale(&self) -> bool {
@@ -95,8 +110,10 @@ impl FeedState {
 
 /// Follows the feed for ever, keeping `set` and `state` current.
 pub async fn follow(api: ApiClient, set: Arc<RevocationSet>, state: Arc<FeedState>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = RETRY_SOON;
+    let mut seed = seed();
     loop {
+        let started = Instant::now();
         match session(&api, &set, &state).await {
             Ok(()) => tracing::warn!("revocation stream ended; reconnecting"),
             Err(e) => tracing::warn!(error = %e, "revocation feed failed; reconnecting"),
@@ -104,25 +121,45 @@ pub async fn follow(api: ApiClient, set: Arc<RevocationSet>, state: Arc<FeedStat
         let was_connected = state.connected();
         state.set_connected(false);
         metrics::counter!("verifier_feed_reconnects_total").increment(1);
-        if was_connected {
-            backoff = BACKOFF_MIN;
+        // A stream that was live (and did not end at once) is worth retrying at once: the API
+        // closes streams cleanly when it restarts or a replica goes. Backoff is for attempts
+        // that keep failing.
+        if was_connected && started.elapsed() > BACKOFF_MAX {
+            backoff = RETRY_SOON;
         }
-        tokio::time::sleep(jitter(backoff)).await;
+        let wait = jitter(backoff, &mut seed);
+        tokio::time::sleep(wait).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-fn jitter(d: Duration) -> Duration {
+/// A seed for the jitter that differs between processes started together.
+fn seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    d + Duration::from_millis(nanos % (d.as_millis() as u64 / 4 + 1))
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+/// `d` jittered: for [`RETRY_SOON`] between it and twice it, otherwise between half of `d`
+/// and `d` (so the longest wait stays [`BACKOFF_MAX`]).
+fn jitter(d: Duration, seed: &mut u64) -> Duration {
+    // xorshift64: enough to spread verifiers apart.
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    let fraction = (*seed % 1024) as u32;
+    if d <= RETRY_SOON {
+        d + d * fraction / 1024
+    } else {
+        d / 2 + (d / 2) * fraction / 1024
+    }
 }
 
 /// One connection: reload the list, open the stream after its cursor, apply events.
 async fn session(api: &ApiClient, set: &RevocationSet, state: &FeedState) -> Result<(), Error> {
-    reload(api, set).await?;
-    let resp = api.stream(set.cursor()).await?;
+    let complete = reload(api, set).await?;
+    let resp = api.stream(set.cursor(), complete).await?;
     state.set_connected(true);
     state.touch();
     tracing::info!(
@@ -133,10 +170,20 @@ async fn session(api: &ApiClient, set: &RevocationSet, state: &FeedState) -> Res
     let mut body = resp.bytes_stream();
     let mut parser = Parser::default();
     loop {
+        // A stream that ends or breaks was current until now (the API closed it, or its
+        // process went and the kernel said so): the staleness limit counts from here. One
+        // that falls silent (a partition: nothing says it ended) counts from its last data.
         let chunk = match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
             Err(_) => return Err(Error::Upstream("revocation stream idle".into())),
-            Ok(None) => return Ok(()),
-            Ok(Some(chunk)) => chunk?,
+            Ok(None) => {
+                state.touch();
+                return Ok(());
+            }
+            Ok(Some(Err(e))) => {
+                state.touch();
+                return Err(e.into());
+            }
+            Ok(Some(Ok(chunk))) => chunk,
         };
         for item in parser.push(&chunk) {
             let Item::Event(ev) = item else { continue };
@@ -163,8 +210,50 @@ async fn session(api: &ApiClient, set: &RevocationSet, state: &FeedState) -> Res
     }
 }
 
-async fn reload(api: &ApiClient, set: &RevocationSet) -> Result<(), Error> {
+/// Replaces the set with the API's list; returns the list's low-water mark.
+async fn reload(api: &ApiClient, set: &RevocationSet) -> Result<i64, Error> {
     let list = api.revocations().await?;
+    let complete = list.complete_to;
     set.replace(list);
-    Ok(())
+    Ok(complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_soon_after_a_live_stream_and_never_longer_than_the_cap() {
+        let mut seed = seed();
+        let mut backoff = RETRY_SOON;
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            waits.push(jitter(backoff, &mut seed));
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        assert!(
+            waits[0] >= RETRY_SOON && waits[0] <= RETRY_SOON * 2,
+            "{waits:?}"
+        );
+        assert!(waits.iter().all(|w| *w <= BACKOFF_MAX), "{waits:?}");
+        assert!(waits[11] >= BACKOFF_MAX / 2, "{waits:?}");
+        // Two verifiers started together do not retry in step.
+        let mut other = seed.wrapping_mul(31) | 1;
+        let a: Vec<_> = (0..8).map(|_| jitter(BACKOFF_MAX, &mut seed)).collect();
+        let b: Vec<_> = (0..8).map(|_| jitter(BACKOFF_MAX, &mut other)).collect();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_dropped_feed_is_degraded_then_stale_past_the_limit() {
+        let state = FeedState::new(Duration::from_millis(200));
+        assert!(state.stale() && !state.degraded(), "never synced");
+        state.set_connected(true);
+        state.touch();
+        assert!(!state.stale() && !state.degraded());
+        state.set_connected(false);
+        assert!(!state.stale() && state.degraded(), "within the limit");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(state.stale() && !state.degraded(), "past the limit");
+    }
 }

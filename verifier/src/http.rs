@@ -528,9 +528,18 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     let keys = v.keys.get().is_some_and(|k| k.loaded() && !k.is_empty());
     let feed = v.feed.connected();
     let stale = v.feed.stale();
-    let ready = keys && feed && !stale;
+    // Within the staleness limit a dropped feed leaves the verifier ready (degraded): an API
+    // restart must not take every verifier out of a load balancer's rotation at once. Past
+    // it (or before the first sync) tokens are refused, and it is not ready.
+    let ready = keys && !stale;
+    let status = match (ready, feed) {
+        (false, _) => "not ready",
+        (true, true) => "ready",
+        (true, false) => "degraded",
+    };
     let body = json!({
         "ready": ready,
+        "status": status,
         "keys_loaded": keys,
         "feed_connected": feed,
         "feed_stale": stale,
@@ -549,6 +558,7 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let v = &st.verifier;
     metrics::gauge!("verifier_feed_connected").set(if v.feed.connected() { 1.0 } else { 0.0 });
     metrics::gauge!("verifier_feed_stale").set(if v.feed.stale() { 1.0 } else { 0.0 });
+    metrics::gauge!("verifier_feed_degraded").set(if v.feed.degraded() { 1.0 } else { 0.0 });
     metrics::gauge!("verifier_feed_lag_seconds").set(
         v.feed
             .lag()

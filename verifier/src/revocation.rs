@@ -274,6 +274,7 @@ mod tests {
         set.replace(RevocationList {
             cursor: 6,
             entries: entries.clone(),
+            complete_to: 0,
         });
         let cases = [
             claims("t1", "u1", "s1", 10),
@@ -319,6 +320,7 @@ mod tests {
         set.replace(RevocationList {
             cursor: 7,
             entries: entries.clone(),
+            complete_to: 0,
         });
         let cases = [
             ("m1", "gone", Some(99)),

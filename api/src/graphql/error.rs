@@ -92,7 +92,7 @@ impl ErrorExtensions for Error {
                 });
             }
             Error::Internal(error) => {
-                tracing::error!(error = ?error, "internal error");
+                crate::telemetry::failure("internal error", error.as_ref());
                 ErrorCode::Internal
             }
         };

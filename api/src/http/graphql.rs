@@ -149,7 +149,7 @@ async fn execute(
             );
         }
         Err(error) => {
-            tracing::error!(error = ?error, "tenant lookup failed");
+            crate::telemetry::failure("tenant lookup failed", &error);
             return request_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Internal,

@@ -62,7 +62,7 @@ async fn allow_machine(
             Err(ServiceError::Forbidden(why)) => Err(refuse(StatusCode::FORBIDDEN, &why)),
             Err(ServiceError::Unauthenticated(why)) => Err(refuse(StatusCode::UNAUTHORIZED, why)),
             Err(error) => {
-                tracing::error!(error = ?error, "machine token lookup failed");
+                crate::telemetry::failure("machine token lookup failed", &error);
                 Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
             }
         },
@@ -87,7 +87,7 @@ pub async fn revocations(
     match state.auth.revocation_list(&reader).await {
         Ok(list) => Json(list).into_response(),
         Err(error) => {
-            tracing::error!(error = ?error, "revocation list failed");
+            crate::telemetry::failure("revocation list failed", &error);
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
@@ -98,6 +98,9 @@ pub async fn revocations(
 pub struct StreamQuery {
     /// Resume after this seq (same as `Last-Event-ID`).
     after: Option<i64>,
+    /// The low-water mark of the list the reader resumes from (its `complete_to`): the
+    /// look-back for late commits starts after it. 0 (absent): the whole look-back.
+    complete: Option<i64>,
 }
 
 /// `GET /internal/revocations/stream`: server-sent events, resumable by `Last-Event-ID`.
@@ -117,10 +120,15 @@ pub async fn revocation_stream(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .or(query.after)
         .unwrap_or(0);
-    let (backlog, live) = match state.auth.follow_revocations(&reader, after).await {
+    let complete = query.complete.unwrap_or(0);
+    let (backlog, live) = match state
+        .auth
+        .follow_revocations(&reader, after, complete)
+        .await
+    {
         Ok(followed) => followed,
         Err(error) => {
-            tracing::error!(error = ?error, "revocation backlog failed");
+            crate::telemetry::failure("revocation backlog failed", &error);
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -196,7 +204,7 @@ pub async fn introspect(
     match state.auth.introspect(&reader, &request.token).await {
         Ok(answer) => ([(header::CACHE_CONTROL, "no-store")], Json(answer)).into_response(),
         Err(error) => {
-            tracing::error!(error = ?error, "introspection failed");
+            crate::telemetry::failure("introspection failed", &error);
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }

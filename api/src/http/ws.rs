@@ -165,7 +165,7 @@ async fn handshake(
             return None;
         }
         Err(error) => {
-            tracing::error!(error = ?error, "tenant lookup failed");
+            crate::telemetry::failure("tenant lookup failed", &error);
             close(socket, 1011, "internal error").await;
             return None;
         }
@@ -183,7 +183,7 @@ async fn handshake(
             return None;
         }
         Err(error) => {
-            tracing::error!(error = ?error, "subscription authentication failed");
+            crate::telemetry::failure("subscription authentication failed", &error);
             close(socket, 1011, "internal error").await;
             return None;
         }

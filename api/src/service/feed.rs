@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use auth_protocol::{RevocationEntry, RevocationKind};
@@ -35,6 +36,8 @@ pub struct Feed {
     wake: Arc<Notify>,
     events: broadcast::Sender<RevocationEntry>,
     items: broadcast::Sender<Arc<FeedItem>>,
+    /// The poller's low-water mark, for readers of the feed ([`Feed::complete_to`]).
+    complete: Arc<AtomicI64>,
 }
 
 impl Feed {
@@ -47,7 +50,17 @@ impl Feed {
             wake: Arc::new(Notify::new()),
             events,
             items,
+            complete: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    /// The poller's low-water mark: every seq up to it has committed (this poller passed it
+    /// on) or never will (a gap older than the look-back). A list read after this is taken
+    /// holds every entry up to it, so a stream resuming from that list need look back only
+    /// past it. A fact of the database, not of this replica: any replica may use another's.
+    /// 0 until the poller has caught up once.
+    pub fn complete_to(&self) -> i64 {
+        self.complete.load(Ordering::Acquire)
     }
 
     /// Tell the pollers of every replica that entries were committed (the store writes them
@@ -113,8 +126,9 @@ impl Feed {
                         }
                     }
                     complete_to = advance(complete_to, &mut seen, from);
+                    self.complete.store(complete_to, Ordering::Release);
                 }
-                Err(error) => tracing::warn!(error = %error, "revocation poll failed"),
+                Err(error) => crate::telemetry::failure("revocation poll failed", &error),
             }
             let _ = tokio::time::timeout(TICK, self.wake.notified()).await;
             if listener.as_ref().is_some_and(|l| l.is_finished()) {

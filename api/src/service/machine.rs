@@ -70,15 +70,22 @@ impl Auth {
     /// resumed past; one that commits later with a smaller seq reaches the stream through
     /// its look-back.
     pub async fn revocation_list(&self, reader: &Reader) -> Result<RevocationList> {
+        // The low-water mark before the list: every seq up to it had committed, so is listed.
+        let complete_to = self.feed.complete_to();
         let cursor = self.store.revocation_cursor().await?;
         let mut entries = self.store.revocations().await?;
         let cursor = entries.iter().map(|e| e.seq).max().unwrap_or(0).max(cursor);
         entries.retain(|entry| reader.sees_entry(entry));
-        Ok(RevocationList { cursor, entries })
+        Ok(RevocationList {
+            cursor,
+            entries,
+            complete_to: complete_to.min(cursor),
+        })
     }
 
     /// What a stream resuming after `after` sends first (the entries `reader` sees with a
-    /// larger seq, and every one written in the last [`LOOKBACK`] whatever its seq, since on
+    /// larger seq, and every one written in the last [`LOOKBACK`] whatever its seq but after
+    /// `complete_to`, the low-water mark of the list the reader resumes from, since on
     /// PostgreSQL a smaller seq may have committed since), and the live entries to follow,
     /// subscribed before the backlog is read so that nothing falls between the two. Live
     /// entries are passed on whatever their seq: the poller passes each on once, when it
@@ -87,10 +94,14 @@ impl Auth {
         &self,
         reader: &Reader,
         after: i64,
+        complete_to: i64,
     ) -> Result<(Vec<RevocationEntry>, broadcast::Receiver<RevocationEntry>)> {
         let live = self.feed.subscribe();
         let lookback_from = now_ms() - LOOKBACK.as_millis() as i64;
-        let mut backlog = self.store.revocations_since(after, lookback_from).await?;
+        let mut backlog = self
+            .store
+            .revocations_since(after, lookback_from, complete_to)
+            .await?;
         backlog.retain(|entry| reader.sees_entry(entry));
         Ok((backlog, live))
     }

@@ -45,12 +45,21 @@ impl Workers {
     }
 }
 
+/// How long `/readyz` waits for the database: short of a second, whatever the pool's
+/// acquire timeout, so that a load balancer's probe gets its answer in time.
+pub(super) const READY_TIMEOUT: Duration = Duration::from_millis(800);
+
 impl Auth {
     /// Open the service over `config`: connect and migrate the database, make sure the
     /// default tenant exists, load (or create) the signing keys, and set up the feed and
     /// the mailer.
     pub async fn open(config: Arc<Config>) -> anyhow::Result<Self> {
-        let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+        let db = Db::connect_with(
+            &config.database_url,
+            config.database_max_connections,
+            Duration::from_secs(config.database_acquire_timeout_seconds),
+        )
+        .await?;
         db.migrate().await?;
         let store = Store::new(db);
         store.ensure_default_tenant().await?;
@@ -134,9 +143,9 @@ impl Auth {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
-    /// Whether the database answers; what `/readyz` reports.
+    /// Whether the database answers within [`READY_TIMEOUT`]; what `/readyz` reports.
     pub async fn ready(&self) -> bool {
-        self.store.db().ping().await
+        self.store.db().ping(READY_TIMEOUT).await
     }
 
     /// The published JWK set (reloaded first if the last load is older than the reload

@@ -10,6 +10,10 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+/// How long a caller waits for a pooled connection unless configured otherwise
+/// (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Which database the pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -42,9 +46,20 @@ pub struct Db {
 }
 
 impl Db {
-    /// Connect, creating the SQLite file if missing. SQLite runs in WAL mode with a busy
-    /// timeout so readers never block the writer.
+    /// [`Db::connect_with`] with the default acquire timeout.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        Self::connect_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// Connect, creating the SQLite file if missing. SQLite runs in WAL mode with a busy
+    /// timeout so readers never block the writer. A caller waits at most `acquire_timeout`
+    /// for a connection (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`): with the database down, that is
+    /// how long a request takes to fail.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
         let url = match backend {
@@ -57,7 +72,7 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url).context("DATABASE_URL is malformed")?;
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -76,8 +91,11 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
-    /// Whether the database answers; what `/readyz` reports.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    /// Whether the database answers within `within`; what `/readyz` reports. Its own short
+    /// timeout, shorter than the pool's acquire timeout, so that a probe is answered promptly
+    /// (not ready) while the database is down or every connection is taken.
+    pub async fn ping(&self, within: Duration) -> bool {
+        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        matches!(tokio::time::timeout(within, ping).await, Ok(Ok(_)))
     }
 }

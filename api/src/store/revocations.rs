@@ -100,24 +100,30 @@ impl Store {
     }
 
     /// Entries still in force with a `seq` after `after_seq`, and also those written since
-    /// `lookback_from` (milliseconds) whatever their `seq`, in feed order. On PostgreSQL a
-    /// sequence number is taken when a row is inserted, not when it commits: seq 10 can
-    /// become visible after seq 11, so a reader that resumes after 11 must look back.
-    /// Readers de-duplicate by `seq` (applying an entry twice changes nothing). Only
-    /// revocations: `session_created` entries are for the API's own subscribers.
+    /// `lookback_from` (milliseconds) whatever their `seq` (but after `complete_to`), in feed
+    /// order. On PostgreSQL a sequence number is taken when a row is inserted, not when it
+    /// commits: seq 10 can become visible after seq 11, so a reader that resumes after 11
+    /// must look back; `complete_to` is a low-water mark below which the reader has every
+    /// entry there will be (see [`crate::service::feed::Feed::complete_to`]), so the look-back
+    /// reads only past it (clamped to `after_seq`). Readers de-duplicate by `seq` (applying
+    /// an entry twice changes nothing). Only revocations: `session_created` entries are for
+    /// the API's own subscribers.
     pub async fn revocations_since(
         &self,
         after_seq: i64,
         lookback_from: Millis,
+        complete_to: i64,
     ) -> StoreResult<Vec<RevocationEntry>> {
         let rows = sqlx::query(
             "SELECT seq, tenant, kind, subject, iat_cutoff, expires_at, created_at FROM revocations \
-             WHERE (seq > $1 OR created_at >= $2) AND expires_at > $3 AND kind <> $4 ORDER BY seq",
+             WHERE seq > $5 AND (seq > $1 OR created_at >= $2) AND expires_at > $3 AND kind <> $4 \
+             ORDER BY seq",
         )
         .bind(after_seq)
         .bind(lookback_from)
         .bind(now_ms() / 1000)
         .bind(RevocationKind::SessionCreated.as_str())
+        .bind(complete_to.clamp(0, after_seq.max(0)))
         .fetch_all(self.pool())
         .await?;
         let mut entries = Vec::with_capacity(rows.len());
@@ -129,7 +135,7 @@ impl Store {
 
     /// Every entry still in force, in feed order.
     pub async fn revocations(&self) -> StoreResult<Vec<RevocationEntry>> {
-        self.revocations_since(0, Millis::MAX).await
+        self.revocations_since(0, Millis::MAX, 0).await
     }
 
     /// The highest `seq` ever assigned (0 for none).

@@ -124,6 +124,7 @@ async fn issuer(addr: &str, tokens_file: &str, n: usize) -> anyhow::Result<()> {
                 axum::Json(RevocationList {
                     cursor: st.seq.load(Ordering::SeqCst),
                     entries,
+                    complete_to: 0,
                 })
             }),
         )

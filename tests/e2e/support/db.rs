@@ -51,6 +51,34 @@ impl TestDb {
         self.postgres.is_some()
     }
 
+    /// On PostgreSQL, cut the database off (`reachable` false: new connections refused,
+    /// open ones terminated, as when the server goes down) or let it be reached again.
+    /// Returns false on SQLite, which cannot be cut off this way.
+    pub(crate) async fn set_reachable(&self, reachable: bool) -> bool {
+        let Some((base, name)) = &self.postgres else {
+            return false;
+        };
+        let mut conn = sqlx::PgConnection::connect(base)
+            .await
+            .expect("TEST_DATABASE_URL reachable");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("alter database");
+        if !reachable {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            )
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .expect("terminate connections");
+        }
+        true
+    }
+
     /// A directory that lives as long as the database.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir

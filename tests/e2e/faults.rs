@@ -1,0 +1,69 @@
+//! Faults the suite can stage by itself: the database cut off under a running API (on
+//! PostgreSQL: connections refused and the open ones terminated, as when the server stops).
+//! Requests fail promptly with `INTERNAL` (no waiting past the pool's acquire timeout),
+//! `/readyz` says not ready within a second, and service resumes without a restart. The
+//! scripts in `bench/faults/` stage the rest (kill -9, a stopped server, partitions, SMTP).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{PASSWORD, code, spawn_app};
+
+const ME: &str = "{ me { id } }";
+
+#[tokio::test]
+async fn a_database_outage_is_answered_promptly_and_readiness_follows_it() {
+    let app = spawn_app().await;
+    if !app.db.is_postgres() {
+        eprintln!("skipped: needs PostgreSQL (TEST_DATABASE_URL) to cut the database off");
+        return;
+    }
+    let user = app.sign_up("outage@example.com").await;
+    let token = user.access_token.clone();
+    assert!(app.gql(ME, json!({}), Some(&token)).await["errors"].is_null());
+    assert_eq!(app.get("/readyz").await.0, 200);
+
+    assert!(app.db.set_reachable(false).await);
+    // The default acquire timeout is 3 s: a request waits for it at most, then fails.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let body = app.gql(ME, json!({}), Some(&token)).await;
+        let took = started.elapsed();
+        assert_eq!(code(&body), "INTERNAL", "{body}");
+        assert!(
+            took < Duration::from_millis(4500),
+            "me failed after {took:?}"
+        );
+        let started = Instant::now();
+        let body = app.sign_in("outage@example.com", PASSWORD).await;
+        let took = started.elapsed();
+        assert_eq!(code(&body), "INTERNAL", "{body}");
+        assert!(
+            took < Duration::from_millis(4500),
+            "signIn failed after {took:?}"
+        );
+        // /readyz answers on its own short timeout, whatever the pool's.
+        let started = Instant::now();
+        let (status, _, body) = app.get("/readyz").await;
+        let took = started.elapsed();
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            took < Duration::from_secs(1),
+            "/readyz answered after {took:?}"
+        );
+    }
+
+    // Back: service resumes without a restart.
+    assert!(app.db.set_reachable(true).await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = app.gql(ME, json!({}), Some(&token)).await;
+        if body["errors"].is_null() && app.get("/readyz").await.0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not back: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(app.sign_in("outage@example.com", PASSWORD).await["errors"].is_null());
+}
