@@ -66,10 +66,17 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            // Path only: query strings may carry tokens.
-            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    // Path only: query strings may carry tokens.
+                    tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+                })
+                // A 5xx is logged where it arises, once a second per kind at most
+                // (`telemetry::failure`), not again per response: with the database down
+                // under load that was one ERROR line per request.
+                .on_failure(()),
+        )
         .with_state(state)
 }
 

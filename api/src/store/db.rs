@@ -4,7 +4,7 @@
 //! [`super::migrations`].
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -13,6 +13,9 @@ use sqlx::{AnyPool, Executor};
 /// How long a caller waits for a pooled connection unless configured otherwise
 /// (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long start-up keeps trying to open the first connection.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Which database the pool talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +79,10 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
+                        // The busy timeout first: switching to WAL takes a lock another
+                        // connection (a second process on the file) may hold.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                         )
                         .await?;
@@ -85,9 +90,19 @@ impl Db {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .context("cannot connect to DATABASE_URL")?;
+            .connect_lazy_with(options);
+        // The first connection gets longer than a request would: a database still starting,
+        // or a new SQLite file on a disk busy with fsyncs, should not stop start-up.
+        let deadline = Instant::now() + STARTUP_PATIENCE.max(acquire_timeout);
+        loop {
+            match pool.acquire().await {
+                Ok(_) => break,
+                Err(sqlx::Error::PoolTimedOut) if Instant::now() < deadline => {
+                    tracing::warn!("database not reachable yet; still trying");
+                }
+                Err(error) => return Err(error).context("cannot connect to DATABASE_URL"),
+            }
+        }
         Ok(Self { pool, backend })
     }
 
