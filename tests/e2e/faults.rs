@@ -8,13 +8,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{PASSWORD, code, spawn_app};
+use crate::support::{PASSWORD, code, spawn_app_with};
 
 const ME: &str = "{ me { id } }";
 
 #[tokio::test]
 async fn a_database_outage_is_answered_promptly_and_readiness_follows_it() {
-    let app = spawn_app().await;
+    // The default acquire timeout (3 s; the test harness raises it).
+    let default = auth_api::config::Config::for_database("sqlite://unused.db");
+    assert_eq!(default.database_acquire_timeout_seconds, 3);
+    let app = spawn_app_with(|c| {
+        c.database_acquire_timeout_seconds = default.database_acquire_timeout_seconds;
+    })
+    .await;
     if !app.db.is_postgres() {
         eprintln!("skipped: needs PostgreSQL (TEST_DATABASE_URL) to cut the database off");
         return;

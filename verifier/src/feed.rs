@@ -112,13 +112,27 @@ impl FeedState {
 pub async fn follow(api: ApiClient, set: Arc<RevocationSet>, state: Arc<FeedState>) {
     let mut backoff = RETRY_SOON;
     let mut seed = seed();
+    // Failed attempts since the stream was last live: the first is logged, then one in 20
+    // (about every 16 s), not every 0.8 s while the API is away.
+    let mut failures: u64 = 0;
     loop {
         let started = Instant::now();
-        match session(&api, &set, &state).await {
-            Ok(()) => tracing::warn!("revocation stream ended; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "revocation feed failed; reconnecting"),
-        }
+        let outcome = session(&api, &set, &state).await;
         let was_connected = state.connected();
+        if was_connected {
+            failures = 0;
+        }
+        match outcome {
+            Ok(()) => tracing::warn!("revocation stream ended; reconnecting"),
+            Err(e) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(error = %e, failures, "revocation feed failed; reconnecting");
+                } else {
+                    tracing::debug!(error = %e, failures, "revocation feed failed; reconnecting");
+                }
+            }
+        }
         state.set_connected(false);
         metrics::counter!("verifier_feed_reconnects_total").increment(1);
         // A stream that was live (and did not end at once) is worth retrying at once: the API

@@ -41,10 +41,13 @@ pub(crate) fn stable_master_key() -> String {
 /// The configuration of a test app on `database_url` listening on `listen`: the defaults
 /// (`Config::for_database` reads no environment, so a `SMTP_URL` or `AUTH_*` in the shell
 /// does not reach a test app) with the issuer at that address, the process's master key and
-/// a small pool.
+/// a small pool. Requests wait up to 10 s for a pooled connection (the default is 3 s): the
+/// suite shares two cores and one disk with other suites, where a PostgreSQL checkpoint can
+/// stall commits for seconds; `faults::` tests the default.
 pub(crate) fn test_config(database_url: &str, listen: SocketAddr) -> Config {
     let mut config = Config::for_database(database_url);
     config.database_max_connections = 5;
+    config.database_acquire_timeout_seconds = 10;
     config.listen = listen;
     config.issuer = format!("http://{listen}");
     config.master_key =
