@@ -529,9 +529,8 @@ impl Auth {
         let Some(step) = totp::matched_step(&secret, code, now_seconds()) else {
             return Ok(false);
         };
-        if step <= row.last_step {
-            return Ok(false);
-        }
+        // The one check of "not accepted before" is the conditional UPDATE, so requests
+        // racing with one code cannot both pass a check made on what they read.
         Ok(self
             .store
             .spend_totp_step(&tenant.id, user_id, step)
