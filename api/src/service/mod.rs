@@ -40,7 +40,8 @@ pub use mfa::{
 };
 pub use oauth::{CompleteOAuth, OAuthStart, ProviderSpec, ProviderTokens};
 pub use profile::{ProfileUpdate, PublicProfile};
-pub use runtime::{Workers, migrate};
+pub use runtime::{Purged, Workers, migrate};
+pub use settings::apply_settings_patch;
 pub use tokens::{Issued, TokenPair};
 
 use std::sync::Arc;
@@ -151,6 +152,8 @@ pub struct Auth {
     subscriptions: Arc<events::Subscriptions>,
     stopping: tokio::sync::watch::Sender<bool>,
     tenants: settings::TenantCache,
+    /// This replica's name on the janitor's leases (a fresh id per start).
+    replica: Arc<str>,
 }
 
 impl std::fmt::Debug for Auth {

@@ -92,6 +92,7 @@ impl Auth {
             config,
             stopping,
             tenants: super::settings::TenantCache::new(),
+            replica: Arc::from(uuid::Uuid::new_v4().to_string()),
         })
     }
 
@@ -119,7 +120,8 @@ impl Auth {
             )),
             until_stopped(Box::pin(self.mailer.clone().run())),
             until_stopped(Box::pin(self.clone().reload_keys_periodically())),
-            until_stopped(Box::pin(self.clone().housekeeping())),
+            // Ends by itself when stopped, giving its lease back on the way out.
+            tokio::spawn(self.clone().housekeeping()),
         ];
         if let Some(listener) = tenant_listener {
             let auth = self.clone();
@@ -188,46 +190,172 @@ impl Auth {
         }
     }
 
-    /// Every five minutes: expired sessions, spent successors, old revocations, ended
-    /// challenges, stale rate-limit counters, expired OAuth sign-in states, spent id_tokens
-    /// past their expiry, and audit events past their tenant's retention.
+    /// Every five minutes, a housekeeping round ([`Auth::housekeeping_round`]) if no other
+    /// replica ran one in the last five minutes. Gives its lease back when stopped, so a
+    /// replica started next runs a round at once.
     async fn housekeeping(self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
         loop {
-            tick.tick().await;
-            let store = &self.store;
-            if let Err(error) = store
-                .purge_sessions(self.config.refresh_grace_seconds * 1000)
-                .await
-            {
-                tracing::warn!(error = %error, "session purge failed");
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.stopped() => break,
             }
-            if let Err(error) = store.purge_revocations().await {
-                tracing::warn!(error = %error, "revocation purge failed");
-            }
-            let now = now_ms();
-            if let Err(error) = store.purge_challenges(now).await {
-                tracing::warn!(error = %error, "challenge purge failed");
-            }
-            if let Err(error) = store.purge_mfa_challenges(now).await {
-                tracing::warn!(error = %error, "mfa challenge purge failed");
-            }
-            if let Err(error) = store.purge_limits(now).await {
-                tracing::warn!(error = %error, "rate-limit purge failed");
-            }
-            if let Err(error) = store.purge_oauth_states().await {
-                tracing::warn!(error = %error, "OAuth state purge failed");
-            }
-            if let Err(error) = store.purge_used_id_tokens().await {
-                tracing::warn!(error = %error, "used id_token purge failed");
-            }
-            match self.purge_audit_events().await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "audit events past retention deleted"),
-                Err(error) => tracing::warn!(error = %error, "audit purge failed"),
+            tokio::select! {
+                round = self.housekeeping_round() => match round {
+                    Ok(Some(purged)) if purged.total() > 0 => {
+                        tracing::info!(?purged, "housekeeping: rows purged");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(error = %error, "housekeeping lease not claimed"),
+                },
+                () = self.stopped() => break,
             }
             self.keys.reload_if_stale().await;
         }
+        if let Err(error) = self.store.release_lease(HOUSEKEEPING, &self.replica).await {
+            tracing::warn!(error = %error, "housekeeping lease not given back");
+        }
+    }
+
+    /// One housekeeping round, if this replica can claim the round's lease (which runs
+    /// until just before the next round is due, so of several replicas one runs it; one
+    /// that dies holding it is replaced when it runs out): expired sessions, spent
+    /// successors, old revocations, ended challenges (mail codes and links, pending second
+    /// steps of sign-ins), stale rate-limit counters and failed
+    /// sign-in counts, expired OAuth sign-in states, spent id_tokens past their expiry, and
+    /// audit events past their tenant's retention. Each is deleted [`PURGE_BATCH`] rows per
+    /// statement over an index, yielding between batches; a purge that fails is logged and
+    /// the round goes on. `None` when another replica holds the lease.
+    pub async fn housekeeping_round(&self) -> anyhow::Result<Option<Purged>> {
+        let now = now_ms();
+        let lease_ms = i64::try_from((HOUSEKEEPING_EVERY - LEASE_SLACK).as_millis())?;
+        if !self
+            .store
+            .claim_lease(HOUSEKEEPING, &self.replica, now, now + lease_ms)
+            .await?
+        {
+            return Ok(None);
+        }
+        let store = &self.store;
+        let grace_ms = self.config.refresh_grace_seconds * 1000;
+        let day_ago = now - 86_400_000;
+        let purged = Purged {
+            successors: drain("successor", |batch| {
+                store.purge_successors(now - grace_ms, batch)
+            })
+            .await,
+            expired_sessions: drain("expired session", |batch| {
+                store.purge_expired_sessions(day_ago, batch)
+            })
+            .await,
+            revoked_sessions: drain("revoked session", |batch| {
+                store.purge_revoked_sessions(day_ago, batch)
+            })
+            .await,
+            revocations: drain("revocation", |batch| store.purge_revocations(now, batch)).await,
+            challenges: drain("challenge", |batch| store.purge_challenges(now, batch)).await,
+            mfa_challenges: drain("mfa challenge", |batch| {
+                store.purge_mfa_challenges(now, batch)
+            })
+            .await,
+            rate_limits: drain("rate-limit", |batch| store.purge_limits(now, batch)).await,
+            sign_in_failures: drain("sign-in failure", |batch| {
+                store.purge_sign_in_failures(now, batch)
+            })
+            .await,
+            oauth_states: drain("OAuth state", |batch| store.purge_oauth_states(now, batch)).await,
+            used_id_tokens: drain("used id_token", |batch| {
+                store.purge_used_id_tokens(now, batch)
+            })
+            .await,
+            audit_events: match self.purge_audit_events().await {
+                Ok(purged) => purged,
+                Err(error) => {
+                    tracing::warn!(error = %error, "audit purge failed");
+                    0
+                }
+            },
+        };
+        Ok(Some(purged))
+    }
+}
+
+/// How often a housekeeping round is due.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(300);
+/// A round's lease runs out this much before the next round is due, so the replica that
+/// ran it (or any other) can claim the next one on time.
+const LEASE_SLACK: Duration = Duration::from_secs(10);
+/// The lease's name.
+const HOUSEKEEPING: &str = "housekeeping";
+/// Rows per purge statement: no statement holds its locks (or SQLite's one writer) long.
+const PURGE_BATCH: i64 = 1000;
+
+/// What a housekeeping round deleted (or, for successors, erased), by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Sealed successors forgotten after the grace window.
+    pub successors: u64,
+    /// Sessions deleted a day after they expired.
+    pub expired_sessions: u64,
+    /// Sessions deleted a day after they were revoked.
+    pub revoked_sessions: u64,
+    /// Revocation feed entries whose tokens have all expired.
+    pub revocations: u64,
+    /// Challenges ended more than a day ago.
+    pub challenges: u64,
+    /// Pending second steps of sign-ins expired more than a day ago.
+    pub mfa_challenges: u64,
+    /// Rate-limit counters older than a day.
+    pub rate_limits: u64,
+    /// Failed sign-in counts older than a day.
+    pub sign_in_failures: u64,
+    /// Expired OAuth sign-ins in flight.
+    pub oauth_states: u64,
+    /// Spent id_tokens past their expiry.
+    pub used_id_tokens: u64,
+    /// Audit events past their tenant's retention.
+    pub audit_events: u64,
+}
+
+impl Purged {
+    /// Rows touched in all.
+    pub fn total(&self) -> u64 {
+        self.successors
+            + self.expired_sessions
+            + self.revoked_sessions
+            + self.revocations
+            + self.challenges
+            + self.mfa_challenges
+            + self.rate_limits
+            + self.sign_in_failures
+            + self.oauth_states
+            + self.used_id_tokens
+            + self.audit_events
+    }
+}
+
+/// Run one purge [`PURGE_BATCH`] rows at a time until a batch comes back short, yielding
+/// between batches; how many rows in all. A failure is logged and ends this purge.
+async fn drain<F, Fut>(what: &str, mut batch: F) -> u64
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = crate::store::StoreResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        match batch(PURGE_BATCH).await {
+            Ok(done) => {
+                total += done;
+                if done < PURGE_BATCH as u64 {
+                    return total;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, purge = what, "purge failed");
+                return total;
+            }
+        }
+        tokio::task::yield_now().await;
     }
 }
 

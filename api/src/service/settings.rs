@@ -92,15 +92,12 @@ impl Auth {
         origin: &Device,
     ) -> Result<TenantSettings> {
         let current = self.store.tenant_by_id(&tenant.id).await?;
-        let mut merged = serde_json::to_value(&current.settings).map_err(anyhow::Error::from)?;
         let changed: Vec<String> = match &patch {
             Value::Object(fields) => fields.keys().cloned().collect(),
             _ => return Err(Error::BadInput("settings must be an object".into())),
         };
-        merge(&mut merged, patch, "");
-        let settings: TenantSettings =
-            serde_json::from_value(merged).map_err(|error| Error::BadInput(error.to_string()))?;
-        validate(&settings, self.config.access_ttl_seconds)?;
+        let settings =
+            apply_settings_patch(&current.settings, patch, self.config.access_ttl_seconds)?;
         let audit = AuditEvent {
             action: AuditAction::AdminSettingsUpdated,
             actor: Some(caller.actor()),
@@ -337,6 +334,25 @@ fn theme(field: &str, theme: &Theme) -> Result<()> {
         &format!("{field}.secondaryForeground"),
         theme.secondary_foreground.as_ref(),
     )
+}
+
+/// `current` with `patch` applied (see [`Auth::update_settings`]) and validated whole: the
+/// settings to store, or `BAD_USER_INPUT` naming the first invalid value. No I/O: what
+/// `updateSettings` checks before it writes anything (and what the fuzzer feeds).
+pub fn apply_settings_patch(
+    current: &TenantSettings,
+    patch: Value,
+    max_access_ttl: i64,
+) -> Result<TenantSettings> {
+    if !patch.is_object() {
+        return Err(Error::BadInput("settings must be an object".into()));
+    }
+    let mut merged = serde_json::to_value(current).map_err(anyhow::Error::from)?;
+    merge(&mut merged, patch, "");
+    let settings: TenantSettings =
+        serde_json::from_value(merged).map_err(|error| Error::BadInput(error.to_string()))?;
+    validate(&settings, max_access_ttl)?;
+    Ok(settings)
 }
 
 /// Check every value of `settings`; the first invalid one is named by its dotted path. A

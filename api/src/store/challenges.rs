@@ -224,13 +224,16 @@ impl Store {
         Ok((user_id, first_proof))
     }
 
-    /// Drop challenges that ended more than a day ago.
-    pub async fn purge_challenges(&self, now: Millis) -> StoreResult<()> {
-        sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
-            .bind(now - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Drop up to `batch` challenges that ended more than a day before `now`; how many.
+    pub async fn purge_challenges(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM challenges WHERE id IN (SELECT id FROM challenges WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(now - 86_400_000)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -191,16 +191,31 @@ impl Store {
         .transpose()
     }
 
-    /// Drop counters whose window ended long ago.
-    pub async fn purge_limits(&self, now: Millis) -> StoreResult<()> {
-        sqlx::query("DELETE FROM rate_limits WHERE window_start < $1")
-            .bind(now - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        sqlx::query("DELETE FROM sign_in_failures WHERE last_failure_at < $1")
-            .bind(now - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Drop up to `batch` rate-limit counters whose window started more than a day before
+    /// `now`; how many.
+    pub async fn purge_limits(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM rate_limits WHERE bucket IN (SELECT bucket FROM rate_limits \
+             WHERE window_start < $1 LIMIT $2)",
+        )
+        .bind(now - 86_400_000)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Drop up to `batch` failed sign-in counts last bumped more than a day before `now`;
+    /// how many.
+    pub async fn purge_sign_in_failures(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sign_in_failures WHERE (tenant_id, email) IN (SELECT tenant_id, email \
+             FROM sign_in_failures WHERE last_failure_at < $1 LIMIT $2)",
+        )
+        .bind(now - 86_400_000)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -502,13 +502,18 @@ impl Store {
         Ok(())
     }
 
-    /// Drop pending sign-ins that ended more than a day ago.
-    pub async fn purge_mfa_challenges(&self, now: Millis) -> StoreResult<()> {
-        sqlx::query("DELETE FROM mfa_challenges WHERE expires_at < $1")
-            .bind(now - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Drop up to `batch` pending sign-ins that ended more than a day before `now`; how
+    /// many.
+    pub async fn purge_mfa_challenges(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM mfa_challenges WHERE id IN (SELECT id FROM mfa_challenges \
+             WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(now - 86_400_000)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -10,6 +10,7 @@ pub mod challenges;
 pub mod connections;
 pub mod db;
 pub mod keys;
+pub mod leases;
 pub mod limits;
 pub mod mfa;
 pub mod migrations;

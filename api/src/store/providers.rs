@@ -255,12 +255,15 @@ impl Store {
         .map_err(|e: StoreError| e)
     }
 
-    /// Forget sign-ins in flight that expired; how many.
-    pub async fn purge_oauth_states(&self) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
+    /// Forget up to `batch` sign-ins in flight that expired by `now`; how many.
+    pub async fn purge_oauth_states(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM oauth_states WHERE id IN (SELECT id FROM oauth_states WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -284,12 +287,17 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Forget spent id_tokens that can no longer be accepted anyway; how many.
-    pub async fn purge_used_id_tokens(&self) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM used_id_tokens WHERE expires_at < $1")
-            .bind(now_ms())
-            .execute(self.pool())
-            .await?;
+    /// Forget up to `batch` spent id_tokens that can no longer be accepted by `now`; how
+    /// many.
+    pub async fn purge_used_id_tokens(&self, now: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM used_id_tokens WHERE token_hash IN (SELECT token_hash FROM used_id_tokens \
+             WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(now)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 }

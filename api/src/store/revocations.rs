@@ -146,13 +146,15 @@ impl Store {
         Ok(row.try_get("seq")?)
     }
 
-    /// Forget entries whose tokens have all expired (keeping the newest, so the cursor
-    /// never goes backwards).
-    pub async fn purge_revocations(&self) -> StoreResult<u64> {
+    /// Forget up to `batch` entries whose tokens have all expired by `now` (keeping the
+    /// newest, so the cursor never goes backwards); how many.
+    pub async fn purge_revocations(&self, now: Millis, batch: i64) -> StoreResult<u64> {
         let done = sqlx::query(
-            "DELETE FROM revocations WHERE expires_at < $1 AND seq < (SELECT MAX(seq) FROM revocations)",
+            "DELETE FROM revocations WHERE seq IN (SELECT seq FROM revocations \
+             WHERE expires_at < $1 AND seq < (SELECT MAX(seq) FROM revocations) LIMIT $2)",
         )
-        .bind(now_ms() / 1000)
+        .bind(now / 1000)
+        .bind(batch)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())

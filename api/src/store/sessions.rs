@@ -464,19 +464,46 @@ impl Store {
         Ok(Rotation::Won)
     }
 
-    /// Housekeeping: forget sealed successors once the grace window is over, and delete
-    /// sessions (with their refresh tokens) a day after they ended.
-    pub async fn purge_sessions(&self, grace_ms: i64) -> StoreResult<()> {
-        let now = now_ms();
-        sqlx::query("UPDATE refresh_tokens SET successor = NULL WHERE successor IS NOT NULL AND used_at < $1")
-            .bind(now - grace_ms)
-            .execute(self.pool())
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
-            .bind(now - 86_400_000)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Housekeeping: forget up to `batch` sealed successors of tokens exchanged before
+    /// `used_before` (the grace window is over); how many. Walks the partial index of the
+    /// rows that still hold one.
+    pub async fn purge_successors(&self, used_before: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET successor = NULL WHERE id IN (SELECT id FROM refresh_tokens \
+             WHERE successor IS NOT NULL AND used_at < $1 LIMIT $2)",
+        )
+        .bind(used_before)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Housekeeping: delete up to `batch` sessions (with their refresh tokens) that expired
+    /// before `before`; how many. (Expired and revoked sessions are purged by one statement
+    /// each, over an index each: an `OR` of the two read the whole table.)
+    pub async fn purge_expired_sessions(&self, before: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Housekeeping: delete up to `batch` sessions (with their refresh tokens) revoked
+    /// before `before`; how many.
+    pub async fn purge_revoked_sessions(&self, before: Millis, batch: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE revoked_at < $1 LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

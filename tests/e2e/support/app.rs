@@ -169,6 +169,15 @@ impl TestApp {
         self.auth.purge_audit_events().await.expect("audit purge")
     }
 
+    /// Runs a housekeeping round now, if this app can claim its lease (the janitor runs one
+    /// every five minutes otherwise); what it purged, `None` when another app holds it.
+    pub(crate) async fn housekeeping_round(&self) -> Option<auth_api::service::Purged> {
+        self.auth
+            .housekeeping_round()
+            .await
+            .expect("housekeeping round")
+    }
+
     /// A store over the app's database, for looking behind the API.
     pub(crate) async fn store(&self) -> auth_api::store::Store {
         let db = auth_api::store::Db::connect(&self.db.url, 1)
