@@ -22,6 +22,7 @@ mod oauth;
 mod otp;
 mod plans;
 mod profile;
+mod properties;
 mod proxy_nginx;
 mod regressions;
 mod reset;

@@ -65,3 +65,52 @@ impl fmt::Display for Email {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::Email;
+
+    /// Addresses people use: dotted local parts with `+tags`, dotted domains.
+    fn address() -> impl Strategy<Value = String> {
+        (
+            "[a-z0-9]{1,12}(\\.[a-z0-9]{1,8})?(\\+[a-z0-9]{1,6})?",
+            "[a-z0-9]{1,10}(-[a-z0-9]{1,5})?(\\.[a-z0-9]{1,8})?\\.[a-z]{2,6}",
+        )
+            .prop_map(|(local, domain)| format!("{local}@{domain}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any ASCII case and surrounding whitespace normalise to the same address, which
+        /// parses to itself.
+        #[test]
+        fn normalised_emails_compare_equal(
+            address in address(),
+            flips in prop::collection::vec(any::<bool>(), 64),
+            before in "[ \t]{0,3}",
+            after in "[ \t\r\n]{0,3}",
+        ) {
+            let canonical = Email::parse(&address).expect("a valid address");
+            prop_assert_eq!(canonical.as_str(), address.as_str());
+            let shaken: String = address
+                .chars()
+                .zip(flips.iter().cycle())
+                .map(|(c, &up)| if up { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let other = Email::parse(&format!("{before}{shaken}{after}")).expect("still valid");
+            prop_assert_eq!(&other, &canonical);
+            prop_assert_eq!(Email::parse(other.as_str()), Ok(other.clone()));
+        }
+
+        /// Two addresses are equal once parsed exactly when they are equal ignoring ASCII case.
+        #[test]
+        fn parsed_equality_is_case_insensitive_equality(a in address(), b in address()) {
+            let same = a.eq_ignore_ascii_case(&b);
+            let upper = b.to_ascii_uppercase();
+            prop_assert_eq!(Email::parse(&a).unwrap() == Email::parse(&upper).unwrap(), same);
+        }
+    }
+}
