@@ -11,8 +11,12 @@ sink=$WORK/received.txt; : >"$sink"
 start_sink() {
   $DRIVER smtp "$sport" "$sink" >>"$WORK/sink.log" 2>&1 &
   SINK_PID=$!; PIDS+=("$SINK_PID")
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && return 0; sleep 0.05; done
-  fail "SMTP sink not up"
+  for _ in $(seq 1 400); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && return 0
+    kill -0 "$SINK_PID" 2>/dev/null || fail "SMTP sink exited: $(tail -n 3 "$WORK/sink.log")"
+    sleep 0.05
+  done
+  fail "SMTP sink not up after 20 s"
 }
 start_sink
 db="sqlite://$WORK/auth.db"
