@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{PASSWORD, TestApp, spawn_app, spawn_on};
+use crate::support::{PASSWORD, TestApp, spawn_app, spawn_app_with, spawn_on};
 
 const SUBSCRIBE: &str = "subscription { sessionEvents { kind sessionId at } }";
 const REVOKE: &str = "mutation($id: ID!) { revokeSession(id: $id) }";
@@ -398,4 +398,126 @@ async fn a_revocation_through_another_replica_arrives_within_a_second() {
         started.elapsed()
     );
     assert_eq!(ws.message().await, json!({"type": "complete", "id": "s"}));
+}
+
+#[tokio::test]
+async fn events_keep_the_shape_the_subscription_asked_for() {
+    // The connection renders events itself once the subscription is set up: aliases,
+    // fragments, directives and `__typename` must come out as GraphQL says they do.
+    let app = spawn_app().await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mut ws = Ws::init(&app, &ada.access_token).await;
+    let query = r#"subscription Watch($withTime: Boolean!) {
+        feed: sessionEvents {
+            __typename
+            what: kind
+            ...Ids
+            ... on SessionEvent @include(if: $withTime) { when: at }
+            ... @skip(if: true) { hidden: kind }
+            again: sessionId
+        }
+    }
+    fragment Ids on SessionEvent { sessionId }"#;
+    ws.send(json!({"type": "subscribe", "id": "shape", "payload": {
+        "query": query, "variables": {"withTime": true}, "operationName": "Watch"}}))
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while open_subscriptions(&app).await < 1 {
+        assert!(Instant::now() < deadline, "subscription not opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = app.signed_in("ada@example.com", PASSWORD).await;
+    let message = ws.message().await;
+    assert_eq!(message["id"], "shape");
+    assert_eq!(message["type"], "next");
+    let feed = &message["payload"]["data"]["feed"];
+    // (serde_json here sorts keys: the set is what is compared.)
+    let keys: Vec<&str> = feed
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["__typename", "again", "sessionId", "what", "when"],
+        "{message}"
+    );
+    assert_eq!(feed["__typename"], "SessionEvent");
+    assert_eq!(feed["what"], "CREATED");
+    assert_eq!(feed["sessionId"], other.session_id);
+    assert_eq!(feed["again"], other.session_id);
+    let when = feed["when"].as_str().unwrap();
+    assert!(
+        time::OffsetDateTime::parse(when, &time::format_description::well_known::Rfc3339).is_ok(),
+        "{when}"
+    );
+    assert_eq!(
+        message["payload"].as_object().unwrap().len(),
+        1,
+        "{message}"
+    );
+
+    // Revoked: the same shape with the other kind.
+    revoke(&app, &ada.access_token, &other.session_id).await;
+    let message = ws.message().await;
+    assert_eq!(message["payload"]["data"]["feed"]["what"], "REVOKED");
+    assert_eq!(
+        message["payload"]["data"]["feed"]["again"],
+        other.session_id
+    );
+}
+
+#[tokio::test]
+async fn the_connection_runs_queries_and_refuses_reused_ids_and_too_many_operations() {
+    let app = spawn_app_with(|config| config.subscriptions_per_session = 50).await;
+    let ada = app.sign_up("ada@example.com").await;
+    let mut ws = Ws::init(&app, &ada.access_token).await;
+
+    // A query over the connection: its answer, then complete.
+    ws.send(json!({"type": "subscribe", "id": "q", "payload": {"query": "{ me { emails { primary } } }"}}))
+        .await;
+    let answer = ws.message().await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(
+        answer["payload"]["data"]["me"]["emails"]["primary"],
+        "ada@example.com"
+    );
+    assert_eq!(ws.message().await, json!({"type": "complete", "id": "q"}));
+
+    // A subscription that does not validate: its errors, then complete; nothing opened.
+    ws.send(json!({"type": "subscribe", "id": "bad", "payload": {"query": "subscription { sessionEvents { nope } }"}}))
+        .await;
+    let answer = ws.message().await;
+    assert_eq!(answer["id"], "bad");
+    assert!(
+        answer["payload"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope"),
+        "{answer}"
+    );
+    assert_eq!(ws.message().await, json!({"type": "complete", "id": "bad"}));
+    assert_eq!(open_subscriptions(&app).await, 0);
+
+    // The client's ping is answered.
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.message().await, json!({"type": "pong"}));
+
+    // More operations at once than a connection may run: the extra one refused with an
+    // `error` message, the others untouched.
+    for i in 0..16 {
+        subscribed(&app, &mut ws, &format!("s{i}"), i + 1).await;
+    }
+    ws.send(json!({"type": "subscribe", "id": "s16", "payload": {"query": SUBSCRIBE}}))
+        .await;
+    let refused = ws.message().await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "s16", "{refused}");
+    assert_eq!(open_subscriptions(&app).await, 16);
+
+    // An id in use closes the connection with 4409, as the protocol says.
+    ws.send(json!({"type": "subscribe", "id": "s0", "payload": {"query": SUBSCRIBE}}))
+        .await;
+    assert_eq!(ws.read(WAIT).await, Read::Closed(4409));
 }

@@ -1,27 +1,35 @@
 //! GraphQL subscriptions over WebSocket: `GET /graphql/ws`, the `graphql-transport-ws`
-//! protocol (async-graphql's implementation), with what it leaves to us: the token is read
-//! from the `connection_init` payload and checked before the connection is acknowledged
-//! (close 4401 without a valid one, 4403 for a token that may not subscribe here), a
-//! `connection_init` that does not come within [`INIT_TIMEOUT`] closes with 4408, the server
-//! pings every [`PING_EVERY`], and shutdown closes every connection with 1001.
+//! protocol. async-graphql executes each operation; the protocol loop is ours, so that an
+//! idle `sessionEvents` subscription keeps only its event stream (see `graphql::events`) and
+//! for what async-graphql 7.2 leaves out: the token is read from the `connection_init`
+//! payload and checked before the connection is acknowledged (close 4401 without a valid
+//! one, 4403 for a token that may not subscribe here), a `connection_init` that does not come
+//! within [`INIT_TIMEOUT`] closes with 4408, a reused operation id with 4409, at most
+//! [`MAX_OPERATIONS`] run at once, the server pings every [`PING_EVERY`], and shutdown closes
+//! every connection with 1001.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
 use async_graphql::Data;
-use async_graphql::http::{WebSocket as GqlWebSocket, WebSocketProtocols, WsMessage};
+use async_graphql::http::ClientMessage;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{SinkExt, StreamExt};
 
 use super::AppState;
 use super::graphql::origin;
 use crate::domain::Device;
-use crate::graphql::{HashBudget, RequestContext};
-use crate::service::Error as ServiceError;
+use crate::graphql::events::{Handoff, Shape};
+use crate::graphql::{AuthSchema, HashBudget, RequestContext};
+use crate::service::{Error as ServiceError, SessionEvent, SessionEvents};
 
 /// How long a client has to send `connection_init` after the upgrade.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,15 +103,15 @@ fn payload_value<'a>(payload: &'a serde_json::Value, key: &str) -> Option<&'a st
         .and_then(|(_, v)| v.as_str())
 }
 
-/// `connection_init` read and its token checked: the first message (async-graphql answers it
-/// with `connection_ack`) and the request context, or `None` once the connection is closed.
+/// `connection_init` read and its token checked: the connection's request context, or `None`
+/// once the connection is closed.
 /// Nothing of the parsed message outlives it.
 async fn handshake(
     state: &AppState,
     device: Device,
     tenant_header: Option<String>,
     socket: &mut WebSocket,
-) -> Option<(Bytes, RequestContext)> {
+) -> Option<RequestContext> {
     if socket
         .protocol()
         .is_none_or(|p| p.as_bytes() != PROTOCOL.as_bytes())
@@ -189,7 +197,7 @@ async fn handshake(
         }
     }
     let context = RequestContext::new(tenant, Some(bearer), device, HashBudget::default());
-    Some((first, context))
+    Some(context)
 }
 
 async fn serve(
@@ -201,49 +209,227 @@ async fn serve(
     // The handshake (its tenant lookup and token check are database queries with large
     // futures) runs boxed: a task's size is that of its largest state, and an idle
     // connection's task should be no larger than the subscription loop needs.
-    let Some((first, context)) =
-        Box::pin(handshake(&state, device, tenant_header, &mut socket)).await
+    let Some(context) = Box::pin(handshake(&state, device, tenant_header, &mut socket)).await
     else {
         return;
     };
+    if socket
+        .send(Message::Text(r#"{"type":"connection_ack"}"#.into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
     let mut data = Data::default();
     data.insert(context);
     // Only what the connection's life needs is kept (one `Auth`, the schema).
     let AppState { auth, schema, .. } = state;
+    let connection = Connection {
+        schema,
+        data: Arc::new(data),
+        operations: Vec::new(),
+    };
+    Box::pin(connection.run(&auth, socket)).await;
+}
 
-    let (mut sink, stream) = socket.split();
-    let input = futures_util::stream::once(std::future::ready(first)).chain(
-        stream
-            .take_while(|message| std::future::ready(message.is_ok()))
-            .filter_map(|message| {
-                std::future::ready(match message {
-                    Ok(Message::Text(text)) => Some(Bytes::copy_from_slice(text.as_bytes())),
-                    Ok(Message::Binary(bytes)) => Some(bytes),
-                    _ => None,
-                })
-            }),
-    );
-    let protocol = WebSocketProtocols::GraphQLWS;
-    let output = GqlWebSocket::new(schema, input, protocol).connection_data(data);
-    futures_util::pin_mut!(output);
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let stopped = auth.stopped();
-    futures_util::pin_mut!(stopped);
-    loop {
-        let message = tokio::select! {
-            message = output.next() => match message {
-                Some(WsMessage::Text(text)) => Message::Text(text.into()),
-                Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
-                None => break,
-            },
-            _ = ping.tick() => Message::Text(r#"{"type":"ping"}"#.into()),
-            () = &mut stopped => Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })),
-        };
-        let closing = matches!(message, Message::Close(_));
-        if sink.send(message).await.is_err() || closing {
-            break;
+/// At most this many operations run at once on one connection (subscriptions are further
+/// limited per session and per process by the service).
+pub const MAX_OPERATIONS: usize = 16;
+
+/// An established connection: the graphql-transport-ws protocol after `connection_ack`.
+struct Connection {
+    schema: AuthSchema,
+    data: Arc<Data>,
+    operations: Vec<Operation>,
+}
+
+/// One operation of a connection, under the id the client gave it.
+enum Operation {
+    /// Run by async-graphql: queries, mutations, and a subscription until its resolver has
+    /// handed its events over (`graphql::events::Handoff`).
+    Executing {
+        id: Box<str>,
+        stream: BoxStream<'static, async_graphql::Response>,
+        handoff: Handoff,
+    },
+    /// A `sessionEvents` subscription followed by the connection itself: its events and the
+    /// shape of its messages, nothing of the query's execution.
+    Live {
+        id: Box<str>,
+        shape: Shape,
+        events: SessionEvents,
+    },
+}
+
+impl Operation {
+    fn id(&self) -> &str {
+        match self {
+            Operation::Executing { id, .. } | Operation::Live { id, .. } => id,
         }
     }
-    let _ = sink.close().await;
+}
+
+/// What one operation produced.
+enum Produced {
+    Response(async_graphql::Response),
+    Event(SessionEvent),
+    Done,
+}
+
+/// The next thing any operation produced, and its index.
+fn poll_operations(operations: &mut [Operation], cx: &mut Context<'_>) -> Poll<(usize, Produced)> {
+    for (index, operation) in operations.iter_mut().enumerate() {
+        let produced = match operation {
+            Operation::Executing { stream, .. } => match stream.poll_next_unpin(cx) {
+                Poll::Ready(Some(response)) => Produced::Response(response),
+                Poll::Ready(None) => Produced::Done,
+                Poll::Pending => continue,
+            },
+            Operation::Live { events, .. } => match events.poll_next_unpin(cx) {
+                Poll::Ready(Some(event)) => Produced::Event(event),
+                Poll::Ready(None) => Produced::Done,
+                Poll::Pending => continue,
+            },
+        };
+        return Poll::Ready((index, produced));
+    }
+    Poll::Pending
+}
+
+/// A server message.
+fn server_message(id: &str, kind: &str, payload: Option<&str>) -> Message {
+    let id = serde_json::to_string(id).unwrap_or_default();
+    Message::Text(
+        match payload {
+            Some(payload) => format!(r#"{{"id":{id},"type":"{kind}","payload":{payload}}}"#),
+            None => format!(r#"{{"id":{id},"type":"{kind}"}}"#),
+        }
+        .into(),
+    )
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+impl Connection {
+    async fn run(mut self, auth: &crate::service::Auth, mut socket: WebSocket) {
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        let stopped = auth.stopped();
+        futures_util::pin_mut!(stopped);
+        loop {
+            let reply = tokio::select! {
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(text))) => self.on_client(text.as_bytes()),
+                    Some(Ok(Message::Binary(bytes))) => self.on_client(&bytes),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                },
+                (index, produced) = std::future::poll_fn(|cx| poll_operations(&mut self.operations, cx)) => {
+                    self.on_produced(index, produced)
+                }
+                _ = ping.tick() => Some(Message::Text(r#"{"type":"ping"}"#.into())),
+                () = &mut stopped => Some(close_frame(1001, "server shutting down")),
+            };
+            let Some(reply) = reply else { continue };
+            let closing = matches!(reply, Message::Close(_));
+            if socket.send(reply).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = socket.close().await;
+    }
+
+    /// A client message: what to answer, if anything.
+    fn on_client(&mut self, bytes: &[u8]) -> Option<Message> {
+        let Ok(message) = ClientMessage::from_bytes(bytes) else {
+            return Some(close_frame(4400, "Invalid message"));
+        };
+        match message {
+            ClientMessage::ConnectionInit { .. } => {
+                Some(close_frame(4429, "Too many initialisation requests"))
+            }
+            ClientMessage::Start { id, payload } => {
+                if self.operations.iter().any(|op| op.id() == id) {
+                    return Some(close_frame(
+                        4409,
+                        &format!("Subscriber for {id} already exists"),
+                    ));
+                }
+                if self.operations.len() >= MAX_OPERATIONS {
+                    let error = async_graphql::ServerError::new(
+                        format!(
+                            "at most {MAX_OPERATIONS} operations run at once on one connection"
+                        ),
+                        None,
+                    );
+                    let payload = serde_json::to_string(&[error]).unwrap_or_default();
+                    return Some(server_message(&id, "error", Some(&payload)));
+                }
+                let handoff = Handoff::default();
+                let stream = self.schema.execute_stream_with_session_data(
+                    payload.data(handoff.clone()),
+                    self.data.clone(),
+                );
+                self.operations.push(Operation::Executing {
+                    id: id.into(),
+                    stream,
+                    handoff,
+                });
+                None
+            }
+            ClientMessage::Stop { id } => {
+                let index = self.operations.iter().position(|op| op.id() == id)?;
+                self.operations.swap_remove(index);
+                Some(server_message(&id, "complete", None))
+            }
+            ClientMessage::ConnectionTerminate => Some(close_frame(1000, "terminated")),
+            ClientMessage::Ping { .. } => Some(Message::Text(r#"{"type":"pong"}"#.into())),
+            ClientMessage::Pong { .. } => None,
+        }
+    }
+
+    /// What an operation produced: the message to send, if any.
+    fn on_produced(&mut self, index: usize, produced: Produced) -> Option<Message> {
+        match produced {
+            Produced::Response(response) => {
+                let operation = &mut self.operations[index];
+                if let Operation::Executing { id, handoff, .. } = operation {
+                    // A subscription handed its events over: async-graphql's answer is the
+                    // sample's, the shape of every event to come; its execution state goes.
+                    if let Some(events) = handoff.take() {
+                        if response.errors.is_empty() {
+                            let id = std::mem::take(id);
+                            *operation = Operation::Live {
+                                id,
+                                shape: Shape::of(&response.data),
+                                events,
+                            };
+                            return None;
+                        }
+                    }
+                }
+                let payload = serde_json::to_string(&response).unwrap_or_default();
+                Some(server_message(operation.id(), "next", Some(&payload)))
+            }
+            Produced::Event(event) => {
+                let Operation::Live { id, shape, .. } = &self.operations[index] else {
+                    return None;
+                };
+                let mut data = String::with_capacity(128);
+                data.push_str(r#"{"data":"#);
+                shape.render(&event, &mut data);
+                data.push('}');
+                Some(server_message(id, "next", Some(&data)))
+            }
+            Produced::Done => {
+                let operation = self.operations.swap_remove(index);
+                Some(server_message(operation.id(), "complete", None))
+            }
+        }
+    }
 }
