@@ -42,7 +42,7 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// tungstenite's read buffer per connection (it zero-fills all of it, so all of it is
 /// resident): a read takes at most this much, a longer frame grows the buffer as it needs.
 /// Messages here are a few hundred bytes.
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 256;
 
 /// The sub-protocol spoken.
 const PROTOCOL: &str = "graphql-transport-ws";
@@ -70,7 +70,10 @@ pub(super) async fn graphql_ws(
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(state, device, tenant_header, socket))
+        .on_upgrade({
+            let start: Start = Box::new((state, device, tenant_header));
+            move |socket| serve(start, socket)
+        })
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -200,36 +203,39 @@ async fn handshake(
     Some(context)
 }
 
-async fn serve(
-    state: AppState,
-    device: Device,
-    tenant_header: Option<String>,
-    mut socket: WebSocket,
-) {
-    // The handshake (its tenant lookup and token check are database queries with large
-    // futures) runs boxed: a task's size is that of its largest state, and an idle
-    // connection's task should be no larger than the subscription loop needs.
-    let Some(context) = Box::pin(handshake(&state, device, tenant_header, &mut socket)).await
-    else {
+/// What a connection starts from, boxed so that the connection's task stays small.
+type Start = Box<(AppState, Device, Option<String>)>;
+
+/// A connection's task: the handshake, then the protocol. Everything lives in boxes of
+/// its own, so the task (which every idle connection keeps) holds little more than two
+/// pointers, and nothing the handshake needed outlives it.
+async fn serve(start: Start, socket: WebSocket) {
+    let mut socket = Box::new(socket);
+    let Some(connection) = Box::pin(open(start, &mut socket)).await else {
         return;
     };
-    if socket
+    Box::pin(connection.run(socket)).await;
+}
+
+/// The handshake and its `connection_ack`: the established connection, or `None` once the
+/// connection is closed.
+async fn open(start: Start, socket: &mut WebSocket) -> Option<Connection> {
+    let (state, device, tenant_header) = *start;
+    let context = handshake(&state, device, tenant_header, socket).await?;
+    socket
         .send(Message::Text(r#"{"type":"connection_ack"}"#.into()))
         .await
-        .is_err()
-    {
-        return;
-    }
+        .ok()?;
     let mut data = Data::default();
     data.insert(context);
     // Only what the connection's life needs is kept (one `Auth`, the schema).
     let AppState { auth, schema, .. } = state;
-    let connection = Connection {
+    Some(Connection {
+        auth,
         schema,
         data: Arc::new(data),
         operations: Vec::new(),
-    };
-    Box::pin(connection.run(&auth, socket)).await;
+    })
 }
 
 /// At most this many operations run at once on one connection (subscriptions are further
@@ -238,6 +244,7 @@ pub const MAX_OPERATIONS: usize = 16;
 
 /// An established connection: the graphql-transport-ws protocol after `connection_ack`.
 struct Connection {
+    auth: crate::service::Auth,
     schema: AuthSchema,
     data: Arc<Data>,
     operations: Vec<Operation>,
@@ -316,9 +323,10 @@ fn close_frame(code: u16, reason: &str) -> Message {
 }
 
 impl Connection {
-    async fn run(mut self, auth: &crate::service::Auth, mut socket: WebSocket) {
+    async fn run(mut self, mut socket: Box<WebSocket>) {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        let auth = self.auth.clone();
         let stopped = auth.stopped();
         futures_util::pin_mut!(stopped);
         loop {
