@@ -409,16 +409,16 @@ impl Connection {
                 if let Operation::Executing { id, handoff, .. } = operation {
                     // A subscription handed its events over: async-graphql's answer is the
                     // sample's, the shape of every event to come; its execution state goes.
-                    if let Some(events) = handoff.take() {
-                        if response.errors.is_empty() {
-                            let id = std::mem::take(id);
-                            *operation = Operation::Live {
-                                id,
-                                shape: Shape::of(&response.data),
-                                events,
-                            };
-                            return None;
-                        }
+                    if let Some(events) = handoff.take()
+                        && response.errors.is_empty()
+                    {
+                        let id = std::mem::take(id);
+                        *operation = Operation::Live {
+                            id,
+                            shape: Shape::of(&response.data),
+                            events,
+                        };
+                        return None;
                     }
                 }
                 let payload = serde_json::to_string(&response).unwrap_or_default();
