@@ -153,6 +153,18 @@ pub struct Config {
     #[arg(long, env = "AUTH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
     pub cors_origins: Vec<String>,
 
+    /// WebAuthn relying-party id passkeys are bound to: a domain name, the host of the
+    /// frontends' origins or a parent of it (`example.com` for `https://app.example.com`).
+    /// The host of `AUTH_ISSUER` when unset; passkeys are off when that is an IP address.
+    #[arg(long, env = "AUTH_WEBAUTHN_RP_ID", global = true)]
+    pub webauthn_rp_id: Option<String>,
+
+    /// Comma-separated origins passkeys may be used from (the pages that call
+    /// `navigator.credentials`), e.g. `https://app.example.com`; each must be on the
+    /// relying-party id's domain. `AUTH_ISSUER` when empty.
+    #[arg(long, env = "AUTH_WEBAUTHN_ORIGINS", value_delimiter = ',', value_parser = parse_origin, global = true)]
+    pub webauthn_origins: Vec<String>,
+
     /// Sender of mail when the tenant's branding names none.
     #[arg(
         long,
@@ -208,6 +220,26 @@ impl Config {
     /// The audience of access tokens.
     pub fn audience(&self) -> &str {
         self.audience.as_deref().unwrap_or(&self.issuer)
+    }
+
+    /// The WebAuthn relying-party id: `AUTH_WEBAUTHN_RP_ID`, or the host of the issuer.
+    pub fn webauthn_rp_id(&self) -> String {
+        match &self.webauthn_rp_id {
+            Some(id) => id.trim().to_ascii_lowercase(),
+            None => url::Url::parse(&self.issuer)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The origins passkeys may be used from: `AUTH_WEBAUTHN_ORIGINS`, or the issuer.
+    pub fn webauthn_origins(&self) -> Vec<String> {
+        if self.webauthn_origins.is_empty() {
+            vec![self.issuer.clone()]
+        } else {
+            self.webauthn_origins.clone()
+        }
     }
 
     /// Whether introspection queries are answered.
@@ -298,6 +330,32 @@ mod tests {
         assert_eq!(config.refresh_grace_seconds, 10);
         assert_eq!(config.session_ttl_seconds, 24 * 86_400);
         assert_eq!(config.sqlite_path(), Some(PathBuf::from("auth.db")));
+        assert_eq!(config.webauthn_rp_id(), "127.0.0.1");
+        assert_eq!(config.webauthn_origins(), ["http://127.0.0.1:8080"]);
+    }
+
+    #[test]
+    fn webauthn_settings_default_to_the_issuer() {
+        let cli = Cli::try_parse_from(["auth-api", "--issuer", "https://auth.example.com/"])
+            .expect("issuer");
+        assert_eq!(cli.config.webauthn_rp_id(), "auth.example.com");
+        assert_eq!(cli.config.webauthn_origins(), ["https://auth.example.com"]);
+        let cli = Cli::try_parse_from([
+            "auth-api",
+            "--webauthn-rp-id",
+            "Example.com",
+            "--webauthn-origins",
+            "https://app.example.com, https://example.com",
+        ])
+        .expect("explicit");
+        assert_eq!(cli.config.webauthn_rp_id(), "example.com");
+        assert_eq!(
+            cli.config.webauthn_origins(),
+            ["https://app.example.com", "https://example.com"]
+        );
+        let err = Cli::try_parse_from(["auth-api", "--webauthn-origins", "https://a.test/x"])
+            .unwrap_err();
+        assert!(err.to_string().contains("--webauthn-origins"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The browser tests (GraphiQL, and CORS from pages on other ports): installs Debian's chromium if needed, the pinned npm packages,
+# The browser tests (GraphiQL, CORS from pages on other ports, passkeys with a virtual authenticator): installs Debian's chromium if needed, the pinned npm packages,
 # and runs graphiql.test.mjs against the real auth-api binary.
 #
 #   tests/browser/run.sh                      # uses <repo>/target/debug/auth-api
@@ -30,4 +30,6 @@ fi
 
 node graphiql.test.mjs
 # CORS: a page on another localhost port signs in across origins (and an unlisted one cannot).
-exec node cors.test.mjs
+node cors.test.mjs
+# Passkeys: the example page with a virtual authenticator registers one and signs in with it.
+exec node passkeys.test.mjs

@@ -20,6 +20,7 @@ mod mail;
 mod mfa;
 mod oauth;
 mod otp;
+mod passkeys;
 mod plans;
 mod profile;
 mod properties;

@@ -161,6 +161,16 @@ named! {
         MfaRecoveryCodeUsed => "mfa.recovery_code_used",
         /// An admin removed every second factor of a user.
         AdminMfaReset => "admin.mfa_reset",
+        /// A passkey was registered (its id and name in the detail).
+        PasskeyRegistered => "passkey.registered",
+        /// A passkey registration was refused (the reason in the detail).
+        PasskeyRegistrationFailed => "passkey.registration_failed",
+        /// A passkey assertion was refused at sign-in or as a second factor.
+        PasskeySignInFailed => "passkey.sign_in_failed",
+        /// A passkey was renamed.
+        PasskeyRenamed => "passkey.renamed",
+        /// A passkey was deleted; it never signs in again.
+        PasskeyDeleted => "passkey.deleted",
     }
 }
 
@@ -175,6 +185,8 @@ named! {
         OAuth => "oauth",
         /// A provider's id_token (native sign-in on a phone).
         IdToken => "id_token",
+        /// A passkey alone (WebAuthn, discoverable credential with user verification).
+        Passkey => "passkey",
     }
 }
 

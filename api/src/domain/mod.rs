@@ -7,6 +7,7 @@ mod audit;
 mod email;
 mod machine_token;
 mod mail;
+mod passkey;
 mod password;
 mod profile;
 mod provider;
@@ -19,6 +20,7 @@ pub use audit::{AuditAction, AuditRecord, RevokeReason, SignInMethod};
 pub use email::Email;
 pub use machine_token::ApiToken;
 pub use mail::Composed;
+pub use passkey::{PASSKEY_NAME_MAX_CHARS, Passkey, passkey_name};
 pub use password::Password;
 pub use profile::{
     AVATAR_MAX_SIDE, Avatar, Change, FieldInvalid, ImageFormat, METADATA_MAX_BYTES, NAME_MAX_CHARS,

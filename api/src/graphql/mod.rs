@@ -9,6 +9,7 @@ pub mod guard;
 pub mod mfa;
 pub mod mutation;
 pub mod oauth;
+pub mod passkeys;
 pub mod profile;
 pub mod query;
 pub mod types;
@@ -32,6 +33,7 @@ pub struct Query(
     profile::ProfileQuery,
     admin::AdminQuery,
     oauth::OAuthQuery,
+    passkeys::PasskeyQuery,
 );
 
 /// The root mutation: each area's mutations, merged (one module per area).
@@ -42,6 +44,7 @@ pub struct Mutation(
     admin::AdminMutation,
     oauth::OAuthMutation,
     mfa::MfaMutation,
+    passkeys::PasskeyMutation,
 );
 
 /// The root subscription: each area's subscriptions, merged (one module per area).

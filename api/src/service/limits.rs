@@ -23,6 +23,11 @@ pub(super) enum Guarded {
     /// A second factor checked: `verifyMfa`, confirming an enrolment, `disableTotp`,
     /// `regenerateRecoveryCodes` (counted per IP and per user).
     VerifyMfa,
+    /// `startPasskeySignIn`: counted per IP (both buckets), as it writes a challenge for
+    /// anyone.
+    PasskeySignIn,
+    /// `startPasskeyRegistration`: per IP and per user.
+    PasskeyRegistration,
 }
 
 /// A limit: hits per window.
@@ -43,6 +48,8 @@ impl Guarded {
             Self::RequestPasswordReset => "requestPasswordReset",
             Self::ChangePassword => "changePassword",
             Self::VerifyMfa => "verifyMfa",
+            Self::PasskeySignIn => "startPasskeySignIn",
+            Self::PasskeyRegistration => "startPasskeyRegistration",
         }
     }
 
@@ -58,6 +65,8 @@ impl Guarded {
             Self::RequestPasswordReset => (rate(10.0, MINUTE), rate(3.0, 10 * MINUTE)),
             Self::ChangePassword => (rate(30.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::VerifyMfa => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
+            Self::PasskeySignIn => (rate(60.0, MINUTE), rate(60.0, MINUTE)),
+            Self::PasskeyRegistration => (rate(30.0, MINUTE), rate(10.0, 10 * MINUTE)),
         }
     }
 }

@@ -18,6 +18,7 @@ mod machine_tokens;
 pub mod mail;
 mod mfa;
 mod oauth;
+mod passkeys;
 pub mod passwords;
 mod profile;
 mod runtime;
@@ -147,6 +148,7 @@ pub struct Auth {
     master: MasterKey,
     mailer: Mailer,
     oauth: oauth::OAuthRuntime,
+    passkey_rp: passkeys::RelyingParty,
     config: Arc<Config>,
     profiles: Arc<profile::Schemas>,
     subscriptions: Arc<events::Subscriptions>,

@@ -77,6 +77,7 @@ impl Auth {
         let mailer = Mailer::new(&config, store.clone(), master.clone())?;
         let (stopping, _) = tokio::sync::watch::channel(false);
         let oauth = super::oauth::OAuthRuntime::new(&config)?;
+        let passkey_rp = super::passkeys::RelyingParty::new(&config)?;
         Ok(Self {
             store,
             keys,
@@ -84,6 +85,7 @@ impl Auth {
             master,
             mailer,
             oauth,
+            passkey_rp,
             profiles: Arc::default(),
             subscriptions: Arc::new(events::Subscriptions::new(
                 config.subscriptions_per_session,
@@ -258,6 +260,10 @@ impl Auth {
                 store.purge_mfa_challenges(now, batch)
             })
             .await,
+            passkey_challenges: drain("passkey challenge", |batch| {
+                store.purge_ceremonies(now, batch)
+            })
+            .await,
             rate_limits: drain("rate-limit", |batch| store.purge_limits(now, batch)).await,
             sign_in_failures: drain("sign-in failure", |batch| {
                 store.purge_sign_in_failures(now, batch)
@@ -305,6 +311,8 @@ pub struct Purged {
     pub challenges: u64,
     /// Pending second steps of sign-ins expired more than a day ago.
     pub mfa_challenges: u64,
+    /// Passkey ceremonies past their five minutes.
+    pub passkey_challenges: u64,
     /// Rate-limit counters older than a day.
     pub rate_limits: u64,
     /// Failed sign-in counts older than a day.
@@ -326,6 +334,7 @@ impl Purged {
             + self.revocations
             + self.challenges
             + self.mfa_challenges
+            + self.passkey_challenges
             + self.rate_limits
             + self.sign_in_failures
             + self.oauth_states

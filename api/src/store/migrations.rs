@@ -88,6 +88,11 @@ const STEPS: &[Step] = &[
         sql: Sql::Shared(include_str!("../../../migrations/0009_mfa.sql")),
     },
     Step {
+        version: 10,
+        description: "passkeys",
+        sql: Sql::Shared(include_str!("../../../migrations/0010_passkeys.sql")),
+    },
+    Step {
         version: 11,
         description: "janitor indexes and leases",
         sql: Sql::Shared(include_str!("../../../migrations/0011_janitor.sql")),

@@ -16,6 +16,7 @@ pub mod mfa;
 pub mod migrations;
 mod notify;
 pub mod outbox;
+pub mod passkeys;
 pub mod profile;
 pub mod providers;
 pub mod revocations;

@@ -7,6 +7,7 @@ mod auth;
 mod machine_token;
 mod mfa;
 mod oauth;
+mod passkey;
 mod profile;
 mod session;
 mod settings;
@@ -28,6 +29,9 @@ pub use mfa::{
 pub use oauth::{
     CompleteOAuthInput, Connection, ConnectionTokens, IdTokenInput, OAuthStart, ProviderConfig,
     ProviderInput, ProviderKind, SignInProvider, StartOAuthInput,
+};
+pub use passkey::{
+    Passkey, PasskeyChallenge, PasskeyOptions, PasskeyRegistrationInput, PasskeySignInInput,
 };
 pub use profile::{NameInput, PublicUser, UpdateProfileInput, VerifyEmailInput};
 pub(crate) use session::sessions_for;

@@ -74,7 +74,8 @@ impl From<&domain::Branding> for Branding {
 #[derive(SimpleObject)]
 pub struct MailTemplate {
     /// Template name: `signup`, `signin`, `passwordReset`, `approveNewEmail`, `removeEmail`,
-    /// `changePrimaryEmail`, `mfaFactorAdded`, `mfaFactorRemoved`.
+    /// `changePrimaryEmail`, `mfaFactorAdded`, `mfaFactorRemoved`, `passkeyAdded`,
+    /// `passkeyRemoved`.
     pub name: String,
     /// Subject (minijinja).
     pub subject: Option<String>,

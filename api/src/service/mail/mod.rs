@@ -66,11 +66,15 @@ pub enum Template {
     /// Notice that a second factor was removed (`factor` names it; `by_admin` when an
     /// admin reset them).
     MfaFactorRemoved,
+    /// Notice that a passkey was added to the account.
+    PasskeyAdded,
+    /// Notice that a passkey was removed from the account.
+    PasskeyRemoved,
 }
 
 impl Template {
     /// Every template, in a fixed order.
-    pub const ALL: [Template; 8] = [
+    pub const ALL: [Template; 10] = [
         Self::Signup,
         Self::Signin,
         Self::PasswordReset,
@@ -79,6 +83,8 @@ impl Template {
         Self::ChangePrimaryEmail,
         Self::MfaFactorAdded,
         Self::MfaFactorRemoved,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     /// The name used in tenant settings and in the outbox.
@@ -92,6 +98,8 @@ impl Template {
             Self::ChangePrimaryEmail => "changePrimaryEmail",
             Self::MfaFactorAdded => "mfaFactorAdded",
             Self::MfaFactorRemoved => "mfaFactorRemoved",
+            Self::PasskeyAdded => "passkeyAdded",
+            Self::PasskeyRemoved => "passkeyRemoved",
         }
     }
 }

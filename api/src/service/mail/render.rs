@@ -7,7 +7,8 @@
 //! tenant's body override is used as it is, without the layout.
 //!
 //! What templates see: the variables the service passes (`code`, `token`, `link`,
-//! `expires_minutes`, `email`, `old_email`, `new_email`, as the template calls for), plus
+//! `expires_minutes`, `email`, `old_email`, `new_email`, `name` (of a passkey), as the
+//! template calls for), plus
 //! `product_name`, `branding` (`product_name`, `logo_url`, `primary_color`,
 //! `support_email`, `mail_from`) and `tenant` (`slug`, `name`).
 //!
@@ -81,6 +82,8 @@ fn defaults(template: Template) -> (&'static str, &'static str, &'static str) {
         Template::ChangePrimaryEmail => parts!("changePrimaryEmail"),
         Template::MfaFactorAdded => parts!("mfaFactorAdded"),
         Template::MfaFactorRemoved => parts!("mfaFactorRemoved"),
+        Template::PasskeyAdded => parts!("passkeyAdded"),
+        Template::PasskeyRemoved => parts!("passkeyRemoved"),
     }
 }
 
@@ -342,6 +345,14 @@ mod tests {
             (
                 Template::MfaFactorRemoved,
                 json!({"factor": "An authenticator app", "by_admin": true, "email": "ada@example.com"}),
+            ),
+            (
+                Template::PasskeyAdded,
+                json!({"name": "Laptop", "email": "ada@example.com"}),
+            ),
+            (
+                Template::PasskeyRemoved,
+                json!({"name": "Laptop", "email": "ada@example.com"}),
             ),
         ];
         for (template, vars) in cases {

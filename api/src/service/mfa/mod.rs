@@ -23,7 +23,6 @@
 //! accepted once even when presented twice at the same moment. A stolen database alone does
 //! not let anyone test candidate codes at all.
 
-mod passkey;
 mod totp;
 
 use serde::{Deserialize, Serialize};
@@ -61,7 +60,6 @@ pub(super) struct Cleared {
 impl Cleared {
     /// For the passwordless passkey sign-in (`finishPasskeySignIn`) alone, once webauthn-rs
     /// verified an assertion with user verification: the passkey is both factors.
-    #[allow(dead_code)]
     pub(super) fn by_passkey_sign_in() -> Self {
         Self {
             factor: Some("passkey"),
