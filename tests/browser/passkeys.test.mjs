@@ -8,8 +8,8 @@
 //   2. In the page: sign up with a password, register a passkey (navigator.credentials.create
 //      with the API's options), list it, sign out, and sign in with the passkey alone (no
 //      email, no password: the authenticator chooses the account).
-//   3. When the API has verifyMfa (second factors), a password sign-in of an account with a
-//      passkey answers MFA_REQUIRED with passkeyOptions, and the passkey completes it.
+//   3. A password sign-in of the account (which now has a factor) answers MFA_REQUIRED with
+//      passkeyOptions, and the passkey completes it through verifyMfa.
 //   4. Another virtual authenticator holding a credential with the same id and user handle
 //      but its own key is refused (INVALID_CREDENTIALS), and so is the original after the
 //      passkey is deleted.
@@ -198,26 +198,19 @@ try {
   if (me.id !== account.user.id) fail(`me after the passkey sign-in: ${JSON.stringify(me)}`);
   log(`signed in with the passkey alone: session ${signedIn.session.id}, method ${signedIn.session.method}`);
 
-  // As a second factor, once the API asks for one (verifyMfa).
-  const hasMfa = await page.evaluate(async () => {
-    const schema = await window.auth.gql('{ __type(name: "Mutation") { fields { name } } }');
-    return schema.__type.fields.some((f) => f.name === 'verifyMfa');
-  });
-  if (hasMfa) {
-    await must(page, 'signOut');
-    const step = await must(page, 'signIn', email, password);
-    if (!step.mfa) fail(`a password sign-in of an account with a passkey issued tokens: ${JSON.stringify(step)}`);
-    if (!step.mfa.methods?.includes('passkey') || !step.mfa.passkeyOptions) {
-      fail(`MFA_REQUIRED without the passkey: ${JSON.stringify(step.mfa)}`);
-    }
-    const allowed = step.mfa.passkeyOptions.publicKey.allowCredentials.map((c) => c.id);
-    if (!allowed.includes(passkey.credentialId)) fail(`passkeyOptions do not allow the passkey: ${allowed}`);
-    const second = await must(page, 'verifyMfaWithPasskey', step.mfa);
-    if (second.user.id !== account.user.id) fail(`verifyMfa: ${JSON.stringify(second)}`);
-    log(`password + passkey as the second factor: session ${second.session.id} (${second.session.method})`);
-  } else {
-    log('verifyMfa is not in this API yet: the second-factor step is skipped');
+  // As the second factor of a password sign-in: MFA_REQUIRED offers the passkey, and it
+  // completes the sign-in.
+  await must(page, 'signOut');
+  const step = await must(page, 'signIn', email, password);
+  if (!step.mfa) fail(`a password sign-in of an account with a passkey issued tokens: ${JSON.stringify(step)}`);
+  if (!step.mfa.methods?.includes('passkey') || !step.mfa.passkeyOptions) {
+    fail(`MFA_REQUIRED without the passkey: ${JSON.stringify(step.mfa)}`);
   }
+  const allowed = step.mfa.passkeyOptions.publicKey.allowCredentials.map((c) => c.id);
+  if (!allowed.includes(passkey.credentialId)) fail(`passkeyOptions do not allow the passkey: ${allowed}`);
+  const second = await must(page, 'verifyMfaWithPasskey', step.mfa);
+  if (second.user.id !== account.user.id) fail(`verifyMfa: ${JSON.stringify(second)}`);
+  log(`password + passkey as the second factor: session ${second.session.id} (${second.session.method})`);
 
   // Another authenticator with a copy of the credential id and user handle, but its own key.
   const [current] = (await cdp.send('WebAuthn.getCredentials', { authenticatorId: laptop })).credentials;
