@@ -506,17 +506,14 @@ impl Auth {
         Ok(true)
     }
 
-    /// For the second step of a sign-in: how many passkeys the user has (any turns the
-    /// second step on and offers `passkey`).
-    pub(in crate::service) async fn count_passkeys(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-    ) -> Result<i64> {
-        if !self.passkey_rp.enabled() {
-            return Ok(0);
+    /// For the second step of a sign-in: how many of the user's `registered` passkeys count
+    /// (any turns the second step on and offers `passkey`); none while passkeys are off.
+    pub(in crate::service) fn passkeys_counted(&self, registered: i64) -> i64 {
+        if self.passkey_rp.enabled() {
+            registered
+        } else {
+            0
         }
-        Ok(self.store.passkeys(tenant_id, user_id).await?.len() as i64)
     }
 
     /// For the second step of a sign-in: WebAuthn request options for `user`'s passkeys,

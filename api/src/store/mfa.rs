@@ -31,6 +31,8 @@ pub struct FactorCounts {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes: i64,
+    /// Registered passkeys.
+    pub passkeys: i64,
 }
 
 /// What a pending sign-in is waiting for.
@@ -143,7 +145,8 @@ impl Store {
             "SELECT (SELECT COUNT(*) FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2 \
                AND confirmed_at IS NOT NULL) AS totp, \
              (SELECT COUNT(*) FROM mfa_recovery_codes WHERE tenant_id = $1 AND user_id = $2 \
-               AND used_at IS NULL) AS codes",
+               AND used_at IS NULL) AS codes, \
+             (SELECT COUNT(*) FROM passkeys WHERE tenant_id = $1 AND user_id = $2) AS passkeys",
         )
         .bind(tenant_id)
         .bind(user_id)
@@ -152,6 +155,7 @@ impl Store {
         Ok(FactorCounts {
             totp: row.try_get::<i64, _>("totp")? > 0,
             recovery_codes: row.try_get("codes")?,
+            passkeys: row.try_get("passkeys")?,
         })
     }
 

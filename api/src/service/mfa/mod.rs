@@ -228,8 +228,9 @@ impl Auth {
     }
 
     async fn factors(&self, tenant_id: &str, user_id: &str) -> Result<MfaStatus> {
+        // One statement on every sign-in: the app, the codes and the passkeys together.
         let counts = self.store.factor_counts(tenant_id, user_id).await?;
-        let passkeys = self.count_passkeys(tenant_id, user_id).await?;
+        let passkeys = self.passkeys_counted(counts.passkeys);
         Ok(MfaStatus {
             totp: counts.totp,
             recovery_codes_left: counts.recovery_codes,
