@@ -37,3 +37,7 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), errors,
     summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
+
+-- Paced runs (bench/soak): LOAD_DELAY_MS is the pause of each connection between requests.
+local pause = tonumber(os.getenv("LOAD_DELAY_MS") or "0")
+if pause > 0 then function delay() return pause end end

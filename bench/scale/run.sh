@@ -2,7 +2,8 @@
 # bench/scale/run.sh: auth-api on PostgreSQL at a million users beside an empty database.
 #   bench/scale/run.sh generate   # two databases: auth_scale (USERS users, 3 sessions each,
 #                                 # refresh tokens, addresses, audit events) and
-#                                 # auth_scale_empty (schema only); a few minutes
+#                                 # auth_scale_empty (schema only); indexes built after
+#                                 # the load
 #   bench/scale/run.sh explain    # EXPLAIN (ANALYZE, BUFFERS) of the hot statements and of
 #                                 # the janitor's purges on auth_scale -> bench/scale/plans.txt
 #   bench/scale/run.sh measure    # an API on each database, the scale-bench driver alternating
@@ -101,7 +102,7 @@ measure() {
     for db in "$BIG" "$EMPTY"; do
         psql -q "$db" -c "UPDATE user_emails SET verified_at = created_at WHERE email = 'admin@example.com'"
     done
-    cargo run -q ${CARGO_PROFILE:+--profile "$CARGO_PROFILE"} -p auth-bench --bin scale-bench -- \
+    cargo run -q --profile "${CARGO_PROFILE:-release}" -p auth-bench --bin scale-bench -- \
         --big http://127.0.0.1:18281 --empty http://127.0.0.1:18282 \
         --users "$USERS" --rounds "${ROUNDS:-6}" --n "${N:-30}" --password "$PASSWORD"
 }

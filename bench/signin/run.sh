@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Password sign-in against its floor, with wrk as the client: the release auth-api's signIn
+# over HTTP beside `bare-argon2` (bench/src/bin), a hyper server doing one bare argon2id
+# verify per request with the service's parameters (the crate's plain verify, one per core).
+# Same machine, same wrk settings, alternating rounds (bare, API in odd rounds; API, bare in
+# even ones); the ratio of a round is the API's req/s over the floor's, and the figure is the
+# median of the rounds. Besides req/s each run records the server process's CPU time per
+# request (user + system from /proc; PostgreSQL's own backends are not in the API's).
+#
+#   bench/signin/run.sh                                            # SQLite in a temp dir
+#   PG_URL=postgres://postgres@127.0.0.1:5432 bench/signin/run.sh  # a fresh database there
+#   ROUNDS=5 DURATION=10s CONNS=4 USERS=16 CSV=bench/results/signin.csv bench/signin/run.sh
+#
+# The limiter counts every attempt, as in production, but never refuses
+# (AUTH_RATE_LIMIT_FACTOR=1000000): what is measured is the work of a sign-in.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-4}
+USERS=${USERS:-16}
+CSV=${CSV:-}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release -q -p auth-api -p auth-bench
+bin=${CARGO_TARGET_DIR:-target}/release
+
+work=$(mktemp -d)
+pids=()
+db_name=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$db_name" ]; then psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+
+if [ -n "${PG_URL:-}" ]; then
+  db_name="auth_signin_$$"
+  psql "$PG_URL/postgres" -qc "CREATE DATABASE $db_name" >/dev/null
+  export DATABASE_URL="$PG_URL/$db_name" database=postgres
+else
+  export DATABASE_URL="sqlite://$work/auth.db" database=sqlite
+fi
+ap=$(free_port); bp=$(free_port)
+export AUTH_MASTER_KEY; AUTH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+export AUTH_LISTEN="127.0.0.1:$ap" AUTH_ISSUER="http://127.0.0.1:$ap" AUTH_RATE_LIMIT_FACTOR=1000000 RUST_LOG=warn
+"$bin/auth-api" >"$work/api.log" 2>&1 & api_pid=$!; pids+=($api_pid)
+"$bin/bare-argon2" "127.0.0.1:$bp" 2>/dev/null & bare_pid=$!; pids+=($bare_pid)
+wait_up "http://127.0.0.1:$ap/readyz"; wait_up "http://127.0.0.1:$bp/"
+
+seq 1 "$USERS" | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
+  -d '{"query":"mutation { signUp(input: {email: \"user{}@example.com\", password: \"correct horse battery staple\"}) { accessToken } }"}' \
+  > "$work/signups.json"
+test "$(grep -o accessToken "$work/signups.json" | wc -l)" -eq "$USERS" || { echo "sign-ups failed: $(head -c 300 "$work/signups.json")" >&2; exit 1; }
+seq 1 "$USERS" | sed 's/.*/user&@example.com/' > "$work/emails.txt"
+export LOAD_DIR="$root/bench/load" LOAD_WORK="$work"
+
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+measure() { # URL PID → "req/s CPU-µs-per-request errors"
+  local url=$1 pid=$2 t0 t1 out
+  t0=$(ticks "$pid")
+  out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/load/signin.lua" "$url" 2>"$work/wrk.err")
+  t1=$(ticks "$pid")
+  echo "$out" | awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+    /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                printf "%s %.0f %d\n", v["rps"], t * 1e6 / hz / v["requests"], v["errors"] + v["http_errors"] }'
+}
+api() { measure "http://127.0.0.1:$ap" "$api_pid"; }
+bare() { measure "http://127.0.0.1:$bp" "$bare_pid"; }
+# A short warm-up of both (the API's first sign-ins fill its pools and caches).
+DURATION=3s bare >/dev/null; DURATION=3s api >/dev/null
+
+echo "== sign-in vs bare argon2id verify, $database, wrk -t2 -c$CONNS, $DURATION per run, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
+ratios=()
+for r in $(seq 1 "$ROUNDS"); do
+  if [ $((r % 2)) -eq 1 ]; then read -r b bc be < <(bare); read -r a ac ae < <(api)
+  else read -r a ac ae < <(api); read -r b bc be < <(bare); fi
+  [ "$ae" -eq 0 ] && [ "$be" -eq 0 ] || { echo "errors: api $ae, bare $be" >&2; sed 's/^/  /' "$work/wrk.err" >&2; exit 1; }
+  ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')
+  beyond=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", 1000 / a - 1000 / b}')
+  ratios+=("$ratio")
+  echo "round $r: bare $b/s (${bc} µs CPU each), signIn $a/s (${ac} µs CPU each): $ratio ×, $beyond ms per sign-in beyond the hash; load $(cut -d' ' -f1 /proc/loadavg)"
+  [ -n "$CSV" ] && echo "signin,$database,$CONNS,$r,$b,$a,$ratio,$bc,$ac,$(date -u +%Y-%m-%dT%H:%MZ)" >> "$CSV"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+echo "median ratio ($database): $median"
