@@ -26,7 +26,7 @@ VERIFIER_CONNS=${VERIFIER_CONNS:-16}
 USERS=${USERS:-64}
 CSV=${CSV:-}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p auth-api -p auth-verifier
+[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p auth-api -p auth-verifier   # BUILD=0: the binaries as they are
 bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)

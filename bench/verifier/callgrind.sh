@@ -19,7 +19,7 @@ TOKENS=${TOKENS:-20000}
 CSV=${CSV:-}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-cargo build --release -q -p auth-verifier -p auth-bench
+[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p auth-verifier -p auth-bench   # BUILD=0: the binaries as they are
 bin=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 pids=()

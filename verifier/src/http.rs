@@ -567,6 +567,21 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     metrics::gauge!("verifier_revocation_entries").set(v.revocations.len() as f64);
     metrics::gauge!("verifier_cache_entries").set(v.cached() as f64);
     metrics::gauge!("verifier_keys_loaded").set(v.keys.get().map_or(0.0, |k| k.len() as f64));
+    // The process's own figures (resident memory, open files, threads, CPU) and the runtime's
+    // live tasks: what a soak watches for growth.
+    static PROCESS: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    PROCESS
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    metrics::gauge!("runtime_alive_tasks").set(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64,
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

@@ -33,11 +33,31 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 }
 
 pub(super) async fn metrics_text() -> Response {
+    record_process();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_handle().render(),
     )
         .into_response()
+}
+
+/// The process's own figures, read at each scrape: `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_threads`, `process_cpu_seconds_total` (metrics-process) and
+/// the tokio runtime's live tasks, `runtime_alive_tasks` — what a soak watches for growth.
+fn record_process() {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let collector = metrics_process::Collector::default();
+            collector.describe();
+            collector
+        })
+        .collect();
+    metrics::gauge!("runtime_alive_tasks").set(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as f64,
+    );
 }
 
 /// Count requests and their latency by route and status.
