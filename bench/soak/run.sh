@@ -68,15 +68,19 @@ seq 1 "$USERS" | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'co
   | grep -o '"accessToken":"[^"]*"' | cut -d'"' -f4 > "$work/access.txt"
 test "$(wc -l < "$work/access.txt")" -eq "$USERS" || { echo "sign-ups failed" >&2; exit 1; }
 seq 1 "$USERS" | sed 's/.*/soak&@example.com/' > "$work/emails.txt"
-# Refresh tokens: one session per connection, signed in now.
-for i in $(seq 1 "$API_CONNS"); do echo "soak$(( (i % USERS) + 1 ))@example.com"; done \
-  | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
-    -d '{"query":"mutation { signIn(input: {email: \"{}\", password: \"correct horse battery staple\"}) { refreshToken } }"}' \
-  | grep -o '"refreshToken":"[^"]*"' | cut -d'"' -f4 > "$work/refresh.txt"
+# Refresh tokens: one fresh session per connection before every run (a run that ends cuts
+# off refreshes in flight, and a token already spent must not be presented again).
+fresh_sessions() {
+  for i in $(seq 1 "$API_CONNS"); do echo "soak$(( (i % USERS) + 1 ))@example.com"; done \
+    | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
+      -d '{"query":"mutation { signIn(input: {email: \"{}\", password: \"correct horse battery staple\"}) { refreshToken } }"}' \
+    | grep -o '"refreshToken":"[^"]*"' | cut -d'"' -f4 > "$work/refresh.txt"
+}
 export LOAD_DIR="$root/bench/load" LOAD_WORK="$work" LOAD_THREADS=1
 
 # load SECONDS API_DELAY_MS VERIFIER_DELAY_MS: both streams at once; prints "api_rps verifier_rps errors".
 load() {
+  fresh_sessions
   LOAD_DELAY_MS=$2 wrk -t1 -c"$API_CONNS" -d"$1"s --timeout 10s -s bench/load/mixed.lua "http://127.0.0.1:$ap" >"$work/api.wrk" 2>"$work/api.err" &
   local a=$!
   LOAD_DELAY_MS=$3 wrk -t1 -c"$VERIFIER_CONNS" -d"$1"s --timeout 10s -s bench/load/verify.lua "http://127.0.0.1:$vp" >"$work/ver.wrk" 2>"$work/ver.err" &
