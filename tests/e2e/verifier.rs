@@ -987,3 +987,38 @@ async fn a_revocation_that_commits_late_reaches_a_verifier_listed_past_it() {
     .await;
     assert!(replay.contains(&format!("id: {early_seq}")), "{replay}");
 }
+
+/// On PostgreSQL the replicas hear of feed entries by `NOTIFY`, sent by a trigger with the
+/// commit of whatever wrote them (a raw insert too, no code of ours asked for it), and not
+/// before the transaction commits.
+#[tokio::test]
+async fn a_feed_entry_notifies_the_replicas_when_it_commits() {
+    let app = spawn_app().await;
+    if !app.db.is_postgres() {
+        eprintln!("skipped: SQLite has one process and no channel");
+        return;
+    }
+    let store = app.store().await;
+    let mut listener = sqlx::postgres::PgListener::connect(&app.db.url)
+        .await
+        .unwrap();
+    listener.listen("auth_revocations").await.unwrap();
+    let mut tx = store.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at) \
+         VALUES ('default', 'session', 'no-such-session', NULL, $1, $2)",
+    )
+    .bind(now() + 3600)
+    .bind(auth_api::domain::now_ms())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(early.is_err(), "notified before the commit: {early:?}");
+    tx.commit().await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(2), listener.recv())
+        .await
+        .expect("no notification within 2 s of the commit")
+        .unwrap();
+    assert_eq!(heard.channel(), "auth_revocations");
+}

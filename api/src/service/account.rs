@@ -73,7 +73,7 @@ impl Auth {
                 session_id,
             )
             .await?;
-        self.feed.announce().await;
+        self.feed.announce();
         Ok(())
     }
 
@@ -140,7 +140,7 @@ impl Auth {
             Err(StoreError::NotFound) => return Err(Error::NotFound("user")),
             other => other?,
         }
-        self.feed.announce().await;
+        self.feed.announce();
         self.revoke_connections(tenant, connections).await;
         Ok(())
     }

@@ -274,7 +274,7 @@ impl Auth {
             other => other?,
         };
         if changes.disabled == Some(true) || changes.roles.is_some() {
-            self.feed.announce().await;
+            self.feed.announce();
         }
         Ok(self.store.user_by_id(&tenant.id, user_id).await?)
     }

@@ -260,7 +260,7 @@ impl Auth {
         if !self.store.prove_email(revoking, &user.id, email).await? {
             return Ok(());
         }
-        self.feed.announce().await;
+        self.feed.announce();
         // The proof cut off the user's tokens until this second: the session about to start
         // must mint past it (the verifier and the API refuse `iat <= cutoff`).
         user.tokens_valid_after = user.tokens_valid_after.max(now_ms() / 1000);
@@ -380,7 +380,7 @@ impl Auth {
             Err(StoreError::NotFound) => return Err(RESET_GONE),
             other => other?,
         };
-        self.feed.announce().await;
+        self.feed.announce();
         if first_proof {
             let detail = json!({ "via": "password_reset", "password_replaced": true });
             self.audit_detail(

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use auth_protocol::{RevocationEntry, RevocationKind};
+use futures_util::FutureExt as _;
 use tokio::sync::{Notify, broadcast};
 
 use super::keys::KeyRing;
@@ -25,6 +26,10 @@ pub use crate::store::revocations::FeedItem;
 
 /// How often the poller looks at the database without being woken.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a woken poller waits before it reads, gathering the wake-ups that come
+/// together into one read: this replica's own and the `NOTIFY` of the same commit, and a
+/// burst of sign-ins (each writes an entry). Without it a sign-in cost two reads of the feed.
+const GATHER: Duration = Duration::from_millis(2);
 /// How far back every read of the feed looks, whatever the seq it resumes after: longer
 /// than any revocation transaction takes between taking its seq and committing.
 pub const LOOKBACK: Duration = Duration::from_secs(30);
@@ -63,12 +68,12 @@ impl Feed {
         self.complete.load(Ordering::Acquire)
     }
 
-    /// Tell the pollers of every replica that entries were committed (the store writes them
-    /// in the transaction of the revocation itself): this replica's at once, the others'
-    /// through PostgreSQL `NOTIFY`. A lost wake-up only delays an entry until the next tick.
-    pub async fn announce(&self) {
+    /// Tell this replica's poller that entries were committed (the store writes them in the
+    /// transaction of the revocation itself). The other replicas' pollers hear of them from
+    /// PostgreSQL `NOTIFY`, which a trigger sends with the commit (migration 0012). A lost
+    /// wake-up only delays an entry until the next tick.
+    pub fn announce(&self) {
         self.wake.notify_one();
-        self.store.notify_revocations().await;
     }
 
     /// New revocation entries as this replica learns of them. A lagging receiver must reload.
@@ -130,7 +135,14 @@ impl Feed {
                 }
                 Err(error) => crate::telemetry::failure("revocation poll failed", &error),
             }
-            let _ = tokio::time::timeout(TICK, self.wake.notified()).await;
+            if tokio::time::timeout(TICK, self.wake.notified())
+                .await
+                .is_ok()
+            {
+                tokio::time::sleep(GATHER).await;
+                // A wake-up of the gathering time is answered by the read that follows.
+                let _ = self.wake.notified().now_or_never();
+            }
             if listener.as_ref().is_some_and(|l| l.is_finished()) {
                 tracing::error!("revocation listener ended; polling only");
             }

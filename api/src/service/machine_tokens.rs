@@ -125,7 +125,7 @@ impl Auth {
             Err(StoreError::NotFound) => return Err(Error::NotFound("api token")),
             other => other?,
         }
-        self.feed.announce().await;
+        self.feed.announce();
         Ok(())
     }
 }

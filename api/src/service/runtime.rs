@@ -174,7 +174,7 @@ impl Auth {
     pub async fn withdraw_signing_key(&self, kid: &str) -> anyhow::Result<Option<String>> {
         let horizon = self.revocation_horizon();
         let replacement = KeyRing::withdraw(&self.store, &self.master, kid, horizon).await?;
-        self.feed.announce().await;
+        self.feed.announce();
         Ok(replacement)
     }
 

@@ -71,7 +71,7 @@ impl Auth {
         if !self.store.revoke_session(revoking, user_id, id).await? {
             return Err(Error::NotFound("session"));
         }
-        self.feed.announce().await;
+        self.feed.announce();
         Ok(())
     }
 
@@ -123,7 +123,7 @@ impl Auth {
         let mut revoking = self.revoking(tenant, reason);
         revoking.audit = audit;
         let count = self.store.revoke_user_sessions(revoking, user_id).await?;
-        self.feed.announce().await;
+        self.feed.announce();
         Ok(count)
     }
 

@@ -2,6 +2,7 @@
 //! to proven addresses.
 
 use super::limits::Guarded;
+use super::mfa::PendingSignIn;
 use super::passwords;
 use super::{Auth, Error, Issued, Result};
 use crate::domain::{
@@ -87,6 +88,10 @@ impl Auth {
     /// alike, in time too: the attempt is counted (and a locked address refused) before the
     /// hash, whether or not the address has an account, and the audit row of a failure is
     /// written after answering.
+    ///
+    /// Round trips: the brute-force guard (the rate buckets, then the lockout count) runs
+    /// beside the one read of the address's owner with their second factors, so a sign-in
+    /// waits on two statements before the hash and on its session's transaction after it.
     pub async fn sign_in(
         &self,
         tenant: &Tenant,
@@ -99,20 +104,34 @@ impl Auth {
                 "password sign-in is not enabled in this tenant".into(),
             ));
         }
-        self.throttle(tenant, Guarded::SignIn, email, origin)
-            .await?;
-        let Ok(email) = Email::parse(email) else {
+        let typed = email;
+        let Ok(email) = Email::parse(typed) else {
+            self.throttle(tenant, Guarded::SignIn, typed, origin)
+                .await?;
             // Still spend the hash, so malformed and unknown look the same from outside.
             passwords::verify(password, None).await?;
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             return Err(Error::InvalidCredentials);
         };
-        self.count_attempt(tenant, &email).await?;
-        let owner = self.store.user_by_email(&tenant.id, &email).await?;
-        let hash = owner.as_ref().and_then(|o| o.user.password_hash.as_deref());
-        if !passwords::verify(password, hash).await? {
+        let guard = async {
+            self.throttle(tenant, Guarded::SignIn, typed, origin)
+                .await?;
+            self.count_attempt(tenant, &email).await
+        };
+        let owner = async {
+            Ok(self
+                .store
+                .user_by_email_with_factors(&tenant.id, &email)
+                .await?)
+        };
+        let ((), owner) = tokio::try_join!(guard, owner)?;
+        let hash = owner
+            .as_ref()
+            .and_then(|(o, _)| o.user.password_hash.as_deref());
+        let matches = passwords::verify(password, hash).await?;
+        if !matches {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
-            if let Some(owner) = owner {
+            if let Some((owner, _)) = owner {
                 let (auth, tenant, origin) = (self.clone(), tenant.clone(), origin.clone());
                 tokio::spawn(async move {
                     auth.audit(
@@ -128,21 +147,20 @@ impl Auth {
             }
             return Err(Error::InvalidCredentials);
         }
-        let owner = owner.expect("a verified password belongs to a user");
+        let (owner, factors) = owner.expect("a verified password belongs to a user");
         let mut user = owner.user;
         self.sync_configured_roles(tenant, &email, owner.verified, &mut user)
             .await?;
         metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "success")
             .increment(1);
-        self.start_session(
-            tenant,
-            user,
-            SignInMethod::Password,
-            AuditAction::UserSignIn,
-            origin,
-            Some(&email),
-        )
-        .await
+        let pending = PendingSignIn {
+            method: SignInMethod::Password,
+            action: AuditAction::UserSignIn,
+            forget_attempts_of: Some(&email),
+            oauth: None,
+            factors: Some(self.factor_status(factors)),
+        };
+        self.start_pending(tenant, user, &pending, origin).await
     }
 
     /// Grant or take back the roles configuration gives (`AUTH_ADMIN_EMAILS` makes the

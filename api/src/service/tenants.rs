@@ -92,7 +92,7 @@ impl Auth {
             Err(StoreError::NotFound) => return Err(Error::NotFound("tenant")),
             other => other?,
         }
-        self.feed.announce().await;
+        self.feed.announce();
         self.tenant_changed(slug).await;
         Ok(())
     }

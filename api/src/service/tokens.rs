@@ -102,7 +102,7 @@ impl Auth {
                 .revoke_session(revoking, &user.id, &session.id)
                 .await?
             {
-                self.feed.announce().await;
+                self.feed.announce();
             }
             return Err(Error::Unauthenticated("session expired after being idle"));
         }
@@ -184,7 +184,7 @@ impl Auth {
                 &session.id,
             )
             .await?;
-        self.feed.announce().await;
+        self.feed.announce();
         tracing::warn!(session = %session.id, "refresh token reuse: session revoked");
         Err(INVALID)
     }
@@ -226,29 +226,40 @@ impl Auth {
         forget_attempts_of: Option<&Email>,
         oauth: Option<OAuthSignIn<'_>>,
     ) -> Result<Issued> {
-        // Every way in (password, code, reset, provider) ends here: a disabled account is
-        // refused once its credentials proved right, so a wrong password still says only
-        // `INVALID_CREDENTIALS`.
-        self.refuse_disabled(tenant, &user, method, origin).await?;
-        // And here the second step is demanded: `MFA_REQUIRED` (with the pending sign-in
-        // stored behind an mfaToken) when the user has a factor or the tenant demands one.
-        // A session can only be opened with the `Cleared` this answers otherwise, or that
-        // `verifyMfa` answers once the factor proved right.
         let pending = PendingSignIn {
             method,
             action,
             forget_attempts_of,
             oauth: oauth.as_ref(),
+            factors: None,
         };
-        let cleared = self.second_step(tenant, &user, &pending, origin).await?;
+        self.start_pending(tenant, user, &pending, origin).await
+    }
+
+    /// Every way in (password, code, reset, provider) ends here: a disabled account is
+    /// refused once its credentials proved right, so a wrong password still says only
+    /// `INVALID_CREDENTIALS`. And here the second step is demanded: `MFA_REQUIRED` (with
+    /// the pending sign-in stored behind an mfaToken) when the user has a factor or the
+    /// tenant demands one. A session can only be opened with the `Cleared` this answers
+    /// otherwise, or that `verifyMfa` answers once the factor proved right.
+    pub(super) async fn start_pending(
+        &self,
+        tenant: &Tenant,
+        user: User,
+        pending: &PendingSignIn<'_>,
+        origin: &Device,
+    ) -> Result<Issued> {
+        self.refuse_disabled(tenant, &user, pending.method, origin)
+            .await?;
+        let cleared = self.second_step(tenant, &user, pending, origin).await?;
         self.open_session(
             tenant,
             user,
-            method,
-            action,
+            pending.method,
+            pending.action,
             origin,
-            forget_attempts_of,
-            oauth,
+            pending.forget_attempts_of,
+            pending.oauth.copied(),
             cleared,
         )
         .await
@@ -312,10 +323,9 @@ impl Auth {
                 connection,
             )
             .await?;
-        // Subscribers to `sessionEvents` hear of it through the feed; the wake-up (and the
-        // NOTIFY to other replicas) is not on the sign-in's path.
-        let feed = self.feed.clone();
-        tokio::spawn(async move { feed.announce().await });
+        // Subscribers to `sessionEvents` hear of it through the feed (other replicas'
+        // through the NOTIFY the commit sent).
+        self.feed.announce();
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         Ok(Issued {
             tokens: TokenPair {

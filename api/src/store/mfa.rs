@@ -35,6 +35,28 @@ pub struct FactorCounts {
     pub passkeys: i64,
 }
 
+/// The columns of [`FactorCounts`] for the user `u` of the tenant `$1`, in a statement
+/// that reads `users u`.
+macro_rules! factor_columns {
+    () => {
+        "(SELECT COUNT(*) FROM mfa_totp t WHERE t.tenant_id = $1 AND t.user_id = u.id \
+           AND t.confirmed_at IS NOT NULL) AS factor_totp, \
+         (SELECT COUNT(*) FROM mfa_recovery_codes c WHERE c.tenant_id = $1 AND c.user_id = u.id \
+           AND c.used_at IS NULL) AS factor_codes, \
+         (SELECT COUNT(*) FROM passkeys p WHERE p.tenant_id = $1 AND p.user_id = u.id) AS factor_passkeys"
+    };
+}
+pub(super) use factor_columns;
+
+/// The [`FactorCounts`] of a row read with [`factor_columns`].
+pub(super) fn factor_counts(row: &sqlx::any::AnyRow) -> StoreResult<FactorCounts> {
+    Ok(FactorCounts {
+        totp: row.try_get::<i64, _>("factor_totp")? > 0,
+        recovery_codes: row.try_get("factor_codes")?,
+        passkeys: row.try_get("factor_passkeys")?,
+    })
+}
+
 /// What a pending sign-in is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaPurpose {
@@ -141,22 +163,16 @@ impl Store {
 
     /// Which factors the user has switched on, in one read.
     pub async fn factor_counts(&self, tenant_id: &str, user_id: &str) -> StoreResult<FactorCounts> {
-        let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2 \
-               AND confirmed_at IS NOT NULL) AS totp, \
-             (SELECT COUNT(*) FROM mfa_recovery_codes WHERE tenant_id = $1 AND user_id = $2 \
-               AND used_at IS NULL) AS codes, \
-             (SELECT COUNT(*) FROM passkeys WHERE tenant_id = $1 AND user_id = $2) AS passkeys",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            factor_columns!(),
+            " FROM users u WHERE u.tenant_id = $1 AND u.id = $2"
+        ))
         .bind(tenant_id)
         .bind(user_id)
         .fetch_one(self.pool())
         .await?;
-        Ok(FactorCounts {
-            totp: row.try_get::<i64, _>("totp")? > 0,
-            recovery_codes: row.try_get("codes")?,
-            passkeys: row.try_get("passkeys")?,
-        })
+        factor_counts(&row)
     }
 
     /// Store a pending enrolment (replacing an earlier pending one); `Conflict("totp")` when

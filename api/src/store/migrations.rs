@@ -97,6 +97,11 @@ const STEPS: &[Step] = &[
         description: "janitor indexes and leases",
         sql: Sql::Shared(include_str!("../../../migrations/0011_janitor.sql")),
     },
+    Step {
+        version: 12,
+        description: "revocation feed notified by a trigger",
+        sql: Sql::Shared(include_str!("../../../migrations/0012_feed_notify.sql")),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and
@@ -111,7 +116,25 @@ const WORDS: &[(&str, &str, &str)] = &[
     // The extension may be missing or not ours to create (a managed database without
     // superuser): then the migration still succeeds, and the search scans.
     ("{trigram_indexes}", "", TRIGRAM_INDEXES_POSTGRES),
+    // Replicas are told of feed entries by PostgreSQL NOTIFY; SQLite has no one to tell.
+    (
+        "{revocations_notify_trigger}",
+        "",
+        REVOCATIONS_NOTIFY_TRIGGER_POSTGRES,
+    ),
 ];
+
+/// The PostgreSQL spelling of `{revocations_notify_trigger}`: every statement that writes
+/// feed entries notifies the channel the replicas listen on (`store::notify`), delivered
+/// when its transaction commits.
+const REVOCATIONS_NOTIFY_TRIGGER_POSTGRES: &str = r#"CREATE FUNCTION auth_notify_revocations() RETURNS trigger LANGUAGE plpgsql AS $notify$
+BEGIN
+    PERFORM pg_notify('auth_revocations', '');
+    RETURN NULL;
+END
+$notify$;
+CREATE TRIGGER revocations_notify AFTER INSERT ON revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_notify_revocations();"#;
 
 /// The PostgreSQL spelling of `{trigram_indexes}`: the expressions are exactly those
 /// `users(search)` matches with `LIKE`, so the planner can use them.

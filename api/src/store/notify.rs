@@ -11,27 +11,14 @@ use tokio::task::JoinHandle;
 use super::Store;
 use super::db::Backend;
 
-/// The PostgreSQL channel replicas notify each other on.
+/// The PostgreSQL channel replicas notify each other on. A trigger on `revocations`
+/// notifies it (migration 0012, `store::migrations`), with the commit of whatever wrote the
+/// entries.
 const CHANNEL: &str = "auth_revocations";
 /// The channel on which a replica says that a tenant (named by its slug) changed.
 const TENANTS: &str = "auth_tenants";
 
 impl Store {
-    /// Tell the other replicas that revocations were committed. A lost notification only
-    /// delays an entry until their pollers' next tick, so a failure is logged, not returned.
-    pub async fn notify_revocations(&self) {
-        if self.db().backend != Backend::Postgres {
-            return;
-        }
-        let notified = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
-            .execute(self.pool())
-            .await;
-        if let Err(error) = notified {
-            tracing::warn!(error = %error, "revocation notify failed");
-        }
-    }
-
     /// Tell the other replicas that the tenant `slug` changed (settings, or deleted). A lost
     /// notification leaves their cached copy until it expires, so a failure is logged.
     pub async fn notify_tenant_changed(&self, slug: &str) {

@@ -4,6 +4,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::mfa::{FactorCounts, factor_columns, factor_counts};
 use super::sessions::{Revoking, end_user_sessions};
 use super::{Store, StoreError, StoreResult, conflict_on_unique, json_column, some_row};
 use crate::domain::{Email, EmailState, Millis, User, UserEmail, new_id, now_ms};
@@ -132,6 +133,35 @@ impl Store {
                 user: user(&row)?,
                 verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
             })
+        })
+        .transpose()
+    }
+
+    /// [`Store::user_by_email`] with the owner's second factors counted in the same
+    /// statement: what a password sign-in reads.
+    pub async fn user_by_email_with_factors(
+        &self,
+        tenant_id: &str,
+        email: &Email,
+    ) -> StoreResult<Option<(EmailOwner, FactorCounts)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", e.verified_at, ",
+            factor_columns!(),
+            " FROM users u JOIN user_emails e ON e.user_id = u.id \
+             WHERE e.tenant_id = $1 AND e.email = $2 AND e.state = 'active'"
+        ))
+        .bind(tenant_id)
+        .bind(email.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            let owner = EmailOwner {
+                user: user(&row)?,
+                verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
+            };
+            Ok((owner, factor_counts(&row)?))
         })
         .transpose()
     }

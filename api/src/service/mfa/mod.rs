@@ -40,7 +40,7 @@ use crate::domain::{
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
 use crate::store::connections::ConnectionWrite;
-use crate::store::mfa::{MfaChallenge, MfaPurpose, NewMfaChallenge, TotpRow};
+use crate::store::mfa::{FactorCounts, MfaChallenge, MfaPurpose, NewMfaChallenge, TotpRow};
 
 /// Attempts one mfaToken allows; the last wrong one ends it.
 const MAX_ATTEMPTS: i64 = 5;
@@ -78,6 +78,9 @@ pub(super) struct PendingSignIn<'a> {
     pub(super) action: AuditAction,
     pub(super) forget_attempts_of: Option<&'a Email>,
     pub(super) oauth: Option<&'a OAuthSignIn<'a>>,
+    /// The user's factors when the sign-in already read them (a password sign-in does,
+    /// while the password hashes); else the second step reads them.
+    pub(super) factors: Option<MfaStatus>,
 }
 
 /// A pending sign-in as stored (sealed) behind an mfaToken: everything its session needs.
@@ -228,14 +231,19 @@ impl Auth {
     }
 
     async fn factors(&self, tenant_id: &str, user_id: &str) -> Result<MfaStatus> {
-        // One statement on every sign-in: the app, the codes and the passkeys together.
+        // One statement: the app, the codes and the passkeys together.
         let counts = self.store.factor_counts(tenant_id, user_id).await?;
-        let passkeys = self.passkeys_counted(counts.passkeys);
-        Ok(MfaStatus {
+        Ok(self.factor_status(counts))
+    }
+
+    /// What the factors counted in the database amount to (passkeys count only while
+    /// they are on).
+    pub(super) fn factor_status(&self, counts: FactorCounts) -> MfaStatus {
+        MfaStatus {
             totp: counts.totp,
             recovery_codes_left: counts.recovery_codes,
-            passkeys,
-        })
+            passkeys: self.passkeys_counted(counts.passkeys),
+        }
     }
 
     /// The second step of a sign-in whose first factor proved right: [`Cleared`] when none
@@ -248,7 +256,10 @@ impl Auth {
         pending: &PendingSignIn<'_>,
         origin: &Device,
     ) -> Result<Cleared> {
-        let factors = self.factors(&tenant.id, &user.id).await?;
+        let factors = match pending.factors {
+            Some(factors) => factors,
+            None => self.factors(&tenant.id, &user.id).await?,
+        };
         let purpose = if factors.any() {
             MfaPurpose::Verify
         } else if tenant.settings.account.mfa.demands(&user.roles) {
