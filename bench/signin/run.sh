@@ -10,56 +10,26 @@
 #   bench/signin/run.sh                                            # SQLite in a temp dir
 #   PG_URL=postgres://postgres@127.0.0.1:5432 bench/signin/run.sh  # a fresh database there
 #   ROUNDS=5 DURATION=10s CONNS=4 USERS=16 CSV=bench/results/signin.csv bench/signin/run.sh
+#   BUILD=0 API_BIN=/tmp/auth-api-before bench/signin/run.sh       # another build, side by side
 #
 # The limiter counts every attempt, as in production, but never refuses
 # (AUTH_RATE_LIMIT_FACTOR=1000000): what is measured is the work of a sign-in.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-4}
 USERS=${USERS:-16}
 CSV=${CSV:-}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p auth-api -p auth-bench
-bin=${CARGO_TARGET_DIR:-target}/release
-
-work=$(mktemp -d)
-pids=()
-db_name=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "$db_name" ]; then psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
-
-if [ -n "${PG_URL:-}" ]; then
-  db_name="auth_signin_$$"
-  psql "$PG_URL/postgres" -qc "CREATE DATABASE $db_name" >/dev/null
-  export DATABASE_URL="$PG_URL/$db_name" database=postgres
-else
-  export DATABASE_URL="sqlite://$work/auth.db" database=sqlite
-fi
-ap=$(free_port); bp=$(free_port)
-export AUTH_MASTER_KEY; AUTH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
-export AUTH_LISTEN="127.0.0.1:$ap" AUTH_ISSUER="http://127.0.0.1:$ap" AUTH_RATE_LIMIT_FACTOR=1000000 RUST_LOG=warn
-"$bin/auth-api" >"$work/api.log" 2>&1 & api_pid=$!; pids+=($api_pid)
+need wrk
+build auth-api auth-bench
+use_database signin
+start_api
+bp=$(free_port)
 "$bin/bare-argon2" "127.0.0.1:$bp" 2>/dev/null & bare_pid=$!; pids+=($bare_pid)
-wait_up "http://127.0.0.1:$ap/readyz"; wait_up "http://127.0.0.1:$bp/"
-
-seq 1 "$USERS" | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
-  -d '{"query":"mutation { signUp(input: {email: \"user{}@example.com\", password: \"correct horse battery staple\"}) { accessToken } }"}' \
-  > "$work/signups.json"
-test "$(grep -o accessToken "$work/signups.json" | wc -l)" -eq "$USERS" || { echo "sign-ups failed: $(head -c 300 "$work/signups.json")" >&2; exit 1; }
-seq 1 "$USERS" | sed 's/.*/user&@example.com/' > "$work/emails.txt"
+wait_up "http://127.0.0.1:$bp/"
+sign_up user "$USERS" "$work/access.txt"
 export LOAD_DIR="$root/bench/load" LOAD_WORK="$work"
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 measure() { # URL PID → "req/s CPU-µs-per-request errors"
   local url=$1 pid=$2 t0 t1 out
   t0=$(ticks "$pid")

@@ -15,9 +15,7 @@
 # once. First both run flat out for 10 s (the maximum); then each connection pauses between
 # requests (LOAD_DELAY_MS) so that each stream runs at 80 % of its maximum, set in two 10 s
 # calibration runs; then the soak, sampled every 10 s.
-set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 DURATION=${DURATION:-600}     # seconds
 WARMUP=${WARMUP:-60}          # seconds of the soak before the reference sample
 SHARE=${SHARE:-0.8}
@@ -25,49 +23,15 @@ API_CONNS=${API_CONNS:-16}
 VERIFIER_CONNS=${VERIFIER_CONNS:-16}
 USERS=${USERS:-64}
 CSV=${CSV:-}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p auth-api -p auth-verifier   # BUILD=0: the binaries as they are
-bin=${CARGO_TARGET_DIR:-target}/release
-
-work=$(mktemp -d)
-pids=()
-db_name=""
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ -n "$db_name" ]; then psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 300); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
-gql() { curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' -d "$1"; }
-
-if [ -n "${PG_URL:-}" ]; then
-  db_name="auth_soak_$$"
-  psql "$PG_URL/postgres" -qc "CREATE DATABASE $db_name" >/dev/null
-  export DATABASE_URL="$PG_URL/$db_name" database=postgres
-else
-  export DATABASE_URL="sqlite://$work/auth.db" database=sqlite
-fi
-ap=$(free_port); vp=$(free_port)
-export AUTH_MASTER_KEY; AUTH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+need wrk
+build auth-api auth-verifier
+use_database soak
 # Access tokens outlive the run; the limiter counts but never refuses.
-export AUTH_LISTEN="127.0.0.1:$ap" AUTH_ISSUER="http://127.0.0.1:$ap" AUTH_RATE_LIMIT_FACTOR=1000000 \
-  AUTH_ACCESS_TTL_SECONDS=$((DURATION * 2 + 3600)) RUST_LOG=warn
-"$bin/auth-api" migrate >/dev/null 2>&1 || true
-machine=$("$bin/auth-api" token create --scope verify 2>/dev/null | awk '/^secret:/ {print $2}')
-"$bin/auth-api" >"$work/api.log" 2>&1 & api_pid=$!; pids+=($api_pid)
-wait_up "http://127.0.0.1:$ap/readyz"
-VERIFIER_LISTEN="127.0.0.1:$vp" VERIFIER_API_URL="http://127.0.0.1:$ap" VERIFIER_API_TOKEN="$machine" RUST_LOG=warn \
-  "$bin/auth-verifier" >"$work/verifier.log" 2>&1 & ver_pid=$!; pids+=($ver_pid)
-wait_up "http://127.0.0.1:$vp/readyz"
-
-seq 1 "$USERS" | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
-  -d '{"query":"mutation { signUp(input: {email: \"soak{}@example.com\", password: \"correct horse battery staple\"}) { accessToken } }"}' \
-  | grep -o '"accessToken":"[^"]*"' | cut -d'"' -f4 > "$work/access.txt"
-test "$(wc -l < "$work/access.txt")" -eq "$USERS" || { echo "sign-ups failed" >&2; exit 1; }
-seq 1 "$USERS" | sed 's/.*/soak&@example.com/' > "$work/emails.txt"
+export AUTH_ACCESS_TTL_SECONDS=$((DURATION * 2 + 3600))
+start_api
+start_verifier
+gql() { curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' -d "$1"; }
+sign_up soak "$USERS" "$work/access.txt"
 # Refresh tokens: one fresh session per connection before every run (a run that ends cuts
 # off refreshes in flight, and a token already spent must not be presented again).
 fresh_sessions() {

@@ -12,32 +12,32 @@
 # Three figures: the bare server, the verifier with a cached token (the hot path: one cache
 # lookup), and the verifier with a distinct token per request (a miss: the Ed25519 signature
 # and the claims checked, then cached).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 DURATION=${DURATION:-5s}
 TOKENS=${TOKENS:-20000}
 CSV=${CSV:-}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-[ "${BUILD:-1}" = 0 ] || cargo build --release -q -p auth-verifier -p auth-bench   # BUILD=0: the binaries as they are
-bin=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 600); do curl -fs -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+need wrk
+need valgrind
+build auth-verifier auth-bench
 
 ip=$(free_port); vp=$(free_port); bp=$(free_port)
 "$bin/verifier-bench" issuer "127.0.0.1:$ip" "$work/tokens.txt" "$TOKENS" & pids+=($!)
 wait_up "http://127.0.0.1:$ip/.well-known/jwks.json"
-cg() { valgrind --tool=callgrind --callgrind-out-file="$work/$1.%p" "${@:2}"; }
+# The server replaces the background shell (exec), so that $! is the process callgrind_control
+# talks to. Under valgrind a server starts in seconds, not milliseconds.
+cg() { exec valgrind --tool=callgrind --callgrind-out-file="$work/$1.%p" "${@:2}"; }
 RUST_LOG=warn VERIFIER_LISTEN="127.0.0.1:$vp" VERIFIER_API_URL="http://127.0.0.1:$ip" \
   cg verifier "$bin/auth-verifier" 2>"$work/verifier.vg" & vpid=$!; pids+=($vpid)
 cg bare "$bin/bare-hyper" "127.0.0.1:$bp" 2>"$work/bare.vg" & bpid=$!; pids+=($bpid)
-wait_up "http://127.0.0.1:$bp/"
-for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$vp/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-wait_up "http://127.0.0.1:$vp/readyz"
+up() {
+  local deadline=$(($(date +%s) + 180))
+  until curl -fs -o /dev/null -m 5 "$1" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "not up under valgrind: $1" >&2; tail -n 20 "$work"/*.vg >&2; exit 1; }
+    sleep 0.5
+  done
+}
+up "http://127.0.0.1:$bp/"
+up "http://127.0.0.1:$vp/readyz"
 
 mkdir -p "$work/hit" "$work/miss-warm" "$work/miss"
 head -n 1 "$work/tokens.txt" > "$work/hit/access.txt"

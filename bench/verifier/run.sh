@@ -13,26 +13,18 @@
 # bare, verifier, verifier, bare, so that a change of machine load during the round weighs on
 # both alike; the ratio of a round is the verifier's total over the bare server's. For
 # comparison with earlier runs, each round also measures the bare server sent no header.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 TOKENS=${TOKENS:-100000}
 SAMPLES=${SAMPLES:-200}
 ROUNDS=${ROUNDS:-2}
 OUT=${OUT:-}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+need wrk
 
 # The verifier as deployed, and the bench crate's drivers (bench/src/bin: bare-hyper,
 # verifier-bench), which are never linked into it.
-cargo build --release -q -p auth-verifier -p auth-bench
-bin=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
+build auth-verifier auth-bench
 
 ip=$(free_port); vp=$(free_port); bp=$(free_port)
 "$bin/verifier-bench" issuer "127.0.0.1:$ip" "$work/tokens.txt" "$TOKENS" & pids+=($!)
@@ -40,7 +32,6 @@ wait_up "http://127.0.0.1:$ip/.well-known/jwks.json"
 RUST_LOG=warn VERIFIER_LISTEN="127.0.0.1:$vp" VERIFIER_API_URL="http://127.0.0.1:$ip" \
   "$bin/auth-verifier" & vpid=$!; pids+=($vpid)
 "$bin/bare-hyper" "127.0.0.1:$bp" 2>/dev/null & bpid=$!; pids+=($bpid)
-for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$vp/readyz" >/dev/null && break; sleep 0.05; done
 wait_up "http://127.0.0.1:$vp/readyz"; wait_up "http://127.0.0.1:$bp/"
 
 token=$(head -n 1 "$work/tokens.txt")
@@ -50,7 +41,6 @@ p99() { awk '$1=="99%" {print $2}'; }
 auth="Authorization: Bearer $token"
 # One wrk run; prints "req/s server-CPU-µs-per-request" (user+system time of the server
 # process from /proc, which other load on the machine disturbs much less than req/s).
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 measure() { # URL PID [wrk header args…]
   local url=$1 pid=$2; shift 2
   local t0 t1 out; t0=$(ticks "$pid"); out=$(wrk -t2 -c"$CONNS" -d"$DURATION" "$@" "$url"); t1=$(ticks "$pid")
