@@ -8,6 +8,8 @@
 # user-space side), not the kernel's TCP.
 #
 #   bench/verifier/callgrind.sh        # DURATION=5s TOKENS=20000 CSV=
+#   ANNOTATE=/tmp/hit.txt bench/verifier/callgrind.sh   # and where the cached-token run's
+#                                                        # instructions go (callgrind_annotate)
 #
 # Three figures: the bare server, the verifier with a cached token (the hot path: one cache
 # lookup), and the verifier with a distinct token per request (a miss: the Ed25519 signature
@@ -64,5 +66,8 @@ count() {
 echo "== instructions per request (callgrind, wrk -t1 -c1, $DURATION)"
 count bare bare "$bpid" "http://127.0.0.1:$bp" "$work/hit"
 count verifier verifier "$vpid" "http://127.0.0.1:$vp" "$work/hit"
+if [ -n "${ANNOTATE:-}" ]; then
+  callgrind_annotate --inclusive=yes "$(ls -t "$work/verifier.$vpid".* | head -n 1)" > "$ANNOTATE" 2>&1 || true
+fi
 # A miss per request: the script walks tokens not seen before, each once.
 count verifier-miss verifier "$vpid" "http://127.0.0.1:$vp" "$work/miss" "$work/miss-warm"

@@ -42,6 +42,29 @@ macro_rules! user_columns {
     };
 }
 
+/// The statement reading the owner of the active address `$2` in the tenant `$1` (a
+/// [`user`] row with the address's `verified_at`), with the columns `extra` adds.
+macro_rules! owner_by_email {
+    ($($extra:tt)*) => {
+        concat!(
+            "SELECT ",
+            user_columns!(),
+            ", e.verified_at",
+            $($extra)*,
+            " FROM users u JOIN user_emails e ON e.user_id = u.id \
+             WHERE e.tenant_id = $1 AND e.email = $2 AND e.state = 'active'"
+        )
+    };
+}
+
+/// An [`EmailOwner`] read by [`owner_by_email`].
+fn email_owner(row: &AnyRow) -> StoreResult<EmailOwner> {
+    Ok(EmailOwner {
+        user: user(row)?,
+        verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
+    })
+}
+
 fn user(row: &AnyRow) -> StoreResult<User> {
     Ok(User {
         id: row.try_get("id")?,
@@ -118,23 +141,10 @@ impl Store {
         tenant_id: &str,
         email: &Email,
     ) -> StoreResult<Option<EmailOwner>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", e.verified_at FROM users u JOIN user_emails e ON e.user_id = u.id \
-             WHERE e.tenant_id = $1 AND e.email = $2 AND e.state = 'active'"
-        ))
-        .bind(tenant_id)
-        .bind(email.as_str())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            Ok(EmailOwner {
-                user: user(&row)?,
-                verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
-            })
-        })
-        .transpose()
+        let row = self
+            .owner_row(tenant_id, email, owner_by_email!(""))
+            .await?;
+        row.as_ref().map(email_owner).transpose()
     }
 
     /// [`Store::user_by_email`] with the owner's second factors counted in the same
@@ -144,26 +154,23 @@ impl Store {
         tenant_id: &str,
         email: &Email,
     ) -> StoreResult<Option<(EmailOwner, FactorCounts)>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            ", e.verified_at, ",
-            factor_columns!(),
-            " FROM users u JOIN user_emails e ON e.user_id = u.id \
-             WHERE e.tenant_id = $1 AND e.email = $2 AND e.state = 'active'"
-        ))
-        .bind(tenant_id)
-        .bind(email.as_str())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|row| {
-            let owner = EmailOwner {
-                user: user(&row)?,
-                verified: row.try_get::<Option<i64>, _>("verified_at")?.is_some(),
-            };
-            Ok((owner, factor_counts(&row)?))
-        })
-        .transpose()
+        let sql = owner_by_email!(concat!(", ", factor_columns!()));
+        let row = self.owner_row(tenant_id, email, sql).await?;
+        row.map(|row| Ok((email_owner(&row)?, factor_counts(&row)?)))
+            .transpose()
+    }
+
+    async fn owner_row(
+        &self,
+        tenant_id: &str,
+        email: &Email,
+        sql: &'static str,
+    ) -> StoreResult<Option<AnyRow>> {
+        Ok(sqlx::query(sql)
+            .bind(tenant_id)
+            .bind(email.as_str())
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// The user with this id in the tenant.
