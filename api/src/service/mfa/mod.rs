@@ -78,8 +78,8 @@ pub(super) struct PendingSignIn<'a> {
     pub(super) action: AuditAction,
     pub(super) forget_attempts_of: Option<&'a Email>,
     pub(super) oauth: Option<&'a OAuthSignIn<'a>>,
-    /// The user's factors when the sign-in already read them (a password sign-in does,
-    /// while the password hashes); else the second step reads them.
+    /// The user's factors when the sign-in already read them (a password sign-in reads
+    /// them with the user); else the second step reads them.
     pub(super) factors: Option<MfaStatus>,
 }
 
