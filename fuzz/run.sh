@@ -4,7 +4,8 @@
 #   fuzz/run.sh 600                  # every target, ten minutes each
 #   fuzz/run.sh 120 email avatar     # only these
 # Needs nightly and cargo-fuzz (`cargo install cargo-fuzz`). New inputs found are merged
-# back into fuzz/corpus/<target> minimised (`cargo fuzz cmin`), so the corpora stay small;
+# into fuzz/corpus/<target> and minimised (`cargo fuzz cmin`); ten minutes grow a corpus to
+# megabytes, so the committed corpora are the small seeds (`git checkout fuzz/corpus`);
 # a crash leaves its input in fuzz/artifacts/<target>/ and stops the script.
 # JOBS (default 1) runs that many fuzzing processes per target; SANITIZER (default none:
 # the code is safe Rust and a panic is what is looked for) may be `address`.
