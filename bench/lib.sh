@@ -102,5 +102,16 @@ sign_up() {
   seq 1 "$n" | sed "s/.*/$prefix&@example.com/" > "$work/emails.txt"
 }
 
+# refresh_tokens N FILE: N fresh sessions of the users of $work/emails.txt in turn (sign_up
+# made it); their refresh tokens to FILE. A refresh run needs its own: a run that ends cuts off
+# refreshes in flight, and a token already spent must not be presented again.
+refresh_tokens() {
+  local users; users=$(wc -l < "$work/emails.txt")
+  for i in $(seq 1 "$1"); do sed -n "$(( (i % users) + 1 ))p" "$work/emails.txt"; done \
+    | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
+      -d '{"query":"mutation { signIn(input: {email: \"{}\", password: \"correct horse battery staple\"}) { refreshToken } }"}' \
+    | grep -o '"refreshToken":"[^"]*"' | cut -d'"' -f4 > "$2"
+}
+
 # ticks PID: the process's CPU time so far (user + system, in clock ticks).
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -39,11 +39,7 @@ run() { # SCENARIO CONNS
     signin) script=signin.lua url="http://127.0.0.1:$ap" ;;
     refresh)
       # Fresh sessions for every refresh run: two per connection.
-      : > "$work/refresh.txt"
-      for i in $(seq 1 $((conns * 2))); do echo "user$(( (i % USERS) + 1 ))@example.com"; done \
-        | xargs -P 4 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
-          -d '{"query":"mutation { signIn(input: {email: \"{}\", password: \"correct horse battery staple\"}) { refreshToken } }"}' \
-        | grep -o '"refreshToken":"[^"]*"' | cut -d'"' -f4 > "$work/refresh.txt"
+      refresh_tokens $((conns * 2)) "$work/refresh.txt"
       script=refresh.lua url="http://127.0.0.1:$ap" ;;
     me) script=me.lua url="http://127.0.0.1:$ap" ;;
     profile) script=profile.lua url="http://127.0.0.1:$ap" ;;

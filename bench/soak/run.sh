@@ -34,12 +34,7 @@ gql() { curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/j
 sign_up soak "$USERS" "$work/access.txt"
 # Refresh tokens: one fresh session per connection before every run (a run that ends cuts
 # off refreshes in flight, and a token already spent must not be presented again).
-fresh_sessions() {
-  for i in $(seq 1 "$API_CONNS"); do echo "soak$(( (i % USERS) + 1 ))@example.com"; done \
-    | xargs -P 2 -I{} curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
-      -d '{"query":"mutation { signIn(input: {email: \"{}\", password: \"correct horse battery staple\"}) { refreshToken } }"}' \
-    | grep -o '"refreshToken":"[^"]*"' | cut -d'"' -f4 > "$work/refresh.txt"
-}
+fresh_sessions() { refresh_tokens "$API_CONNS" "$work/refresh.txt"; }
 export LOAD_DIR="$root/bench/load" LOAD_WORK="$work" LOAD_THREADS=1
 
 # load SECONDS API_DELAY_MS VERIFIER_DELAY_MS: both streams at once; prints "api_rps verifier_rps errors".
