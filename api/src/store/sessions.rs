@@ -6,9 +6,56 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::{AuditEvent, insert_audit};
+use super::db::Backend;
 use super::revocations::{record, record_for};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Device, Millis, RevokeReason, Session, SignInMethod, Tenant, new_id, now_ms};
+
+/// The writes that open a session, with one numbering of their parameters: the session
+/// ($1–$10), its refresh token ($11, $12), its audit event ($13–$20), its `session_created`
+/// feed entry ($21–$25) and the forgetting of the counted sign-in attempts of address $26
+/// (none when it is null). On PostgreSQL they are one statement (data-modifying `WITH`: one
+/// round trip, its own transaction, the foreign keys checked at its end); on SQLite one
+/// batch of statements in a transaction (SQLite binds `$N` by its number in each).
+macro_rules! new_session_writes {
+    (@session) => {
+        "INSERT INTO sessions (id, tenant_id, user_id, method, user_agent, os, browser, ip, \
+         created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
+    };
+    (@refresh) => {
+        "INSERT INTO refresh_tokens (id, tenant_id, session_id, token_hash, created_at, expires_at) \
+         VALUES ($11, $2, $1, $12, $9, $10)"
+    };
+    (@audit) => {
+        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, \
+         user_agent, detail) VALUES ($13, $2, $9, $14, $15, $16, $17, $18, $19, $20)"
+    };
+    (@forget) => {
+        "DELETE FROM sign_in_failures WHERE tenant_id = $2 AND email = $26"
+    };
+    (@feed) => {
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at, \
+         user_id) VALUES ($21, $22, $23, $24, $25, $9, $3)"
+    };
+    (postgres) => {
+        concat!(
+            "WITH s AS (", new_session_writes!(@session),
+            "), r AS (", new_session_writes!(@refresh),
+            "), a AS (", new_session_writes!(@audit),
+            "), f AS (", new_session_writes!(@forget),
+            ") ", new_session_writes!(@feed)
+        )
+    };
+    (sqlite) => {
+        concat!(
+            new_session_writes!(@session), "; ",
+            new_session_writes!(@refresh), "; ",
+            new_session_writes!(@audit), "; ",
+            new_session_writes!(@forget), "; ",
+            new_session_writes!(@feed)
+        )
+    };
+}
 
 /// A refresh token row, as found by its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,11 +255,14 @@ impl Store {
             expires_at: now + lifetime_ms,
             revoked_at: None,
         };
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, tenant_id, user_id, method, user_agent, os, browser, ip, \
-             created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-        )
+        let created = RevocationEntry::session_created(tenant_slug, &session.id, now / 1000 + 120);
+        // The session, its refresh token, its audit event, its feed entry and the forgotten
+        // attempts, bound once (see `new_session_writes!`).
+        let backend = self.db().backend;
+        let writes = sqlx::query(match backend {
+            Backend::Postgres => new_session_writes!(postgres),
+            Backend::Sqlite => new_session_writes!(sqlite),
+        })
         .bind(&session.id)
         .bind(tenant_id)
         .bind(user_id)
@@ -223,28 +273,31 @@ impl Store {
         .bind(&device.ip)
         .bind(now)
         .bind(session.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        insert_refresh(
-            &mut *tx,
-            tenant_id,
-            &session.id,
-            refresh_hash,
-            session.expires_at,
-        )
-        .await?;
-        insert_audit(&mut *tx, tenant_id, &audit).await?;
+        .bind(new_id())
+        .bind(refresh_hash)
+        .bind(new_id())
+        .bind(audit.action.as_str())
+        .bind(audit.actor.clone())
+        .bind(audit.user_id)
+        .bind(audit.session_id)
+        .bind(audit.ip)
+        .bind(audit.user_agent)
+        .bind(audit.detail.to_string())
+        .bind(&created.tenant)
+        .bind(created.kind.as_str())
+        .bind(&created.id)
+        .bind(created.iat_cutoff)
+        .bind(created.expires_at)
+        .bind(forget_attempts_of);
+        if backend == Backend::Postgres && connection.is_none() {
+            // One statement is one transaction: no BEGIN and COMMIT round trips.
+            writes.execute(self.pool()).await?;
+            return Ok(session);
+        }
+        let mut tx = self.pool().begin().await?;
+        writes.execute(&mut *tx).await?;
         if let Some(connection) = connection {
             super::connections::upsert_connection(&mut tx, connection).await?;
-        }
-        let created = RevocationEntry::session_created(tenant_slug, &session.id, now / 1000 + 120);
-        record_for(&mut tx, &created, Some(user_id)).await?;
-        if let Some(email) = forget_attempts_of {
-            sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
-                .bind(tenant_id)
-                .bind(email)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(session)
