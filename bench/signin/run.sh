@@ -5,7 +5,8 @@
 # Same machine, same wrk settings, alternating rounds (bare, API in odd rounds; API, bare in
 # even ones); the ratio of a round is the API's req/s over the floor's, and the figure is the
 # median of the rounds. Besides req/s each run records the server process's CPU time per
-# request (user + system from /proc; PostgreSQL's own backends are not in the API's).
+# request (user + system from /proc) and, on PostgreSQL, the CPU time of the server's own
+# processes per sign-in (every process of the postgres user: backends, WAL writer, …).
 #
 #   bench/signin/run.sh                                            # SQLite in a temp dir
 #   PG_URL=postgres://postgres@127.0.0.1:5432 bench/signin/run.sh  # a fresh database there
@@ -30,14 +31,22 @@ wait_up "http://127.0.0.1:$bp/"
 sign_up user "$USERS" "$work/access.txt"
 export LOAD_DIR="$root/bench/load" LOAD_WORK="$work"
 
-measure() { # URL PID → "req/s CPU-µs-per-request errors"
-  local url=$1 pid=$2 t0 t1 out
-  t0=$(ticks "$pid")
+# CPU ticks of the PostgreSQL server's processes (0 on SQLite).
+pg_ticks() {
+  local t=0 p
+  [ "$database" = postgres ] || { echo 0; return; }
+  for p in $(pgrep -u postgres); do t=$((t + $(ticks "$p" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+
+measure() { # URL PID → "req/s CPU-µs-per-request errors PostgreSQL-CPU-µs-per-request"
+  local url=$1 pid=$2 t0 t1 p0 p1 out
+  t0=$(ticks "$pid"); p0=$(pg_ticks)
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/load/signin.lua" "$url" 2>"$work/wrk.err")
-  t1=$(ticks "$pid")
-  echo "$out" | awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+  t1=$(ticks "$pid"); p1=$(pg_ticks)
+  echo "$out" | awk -v t=$((t1 - t0)) -v pg=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" '
     /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "%s %.0f %d\n", v["rps"], t * 1e6 / hz / v["requests"], v["errors"] + v["http_errors"] }'
+                printf "%s %.0f %d %.0f\n", v["rps"], t * 1e6 / hz / v["requests"], v["errors"] + v["http_errors"], pg * 1e6 / hz / v["requests"] }'
 }
 api() { measure "http://127.0.0.1:$ap" "$api_pid"; }
 bare() { measure "http://127.0.0.1:$bp" "$bare_pid"; }
@@ -47,14 +56,14 @@ DURATION=3s bare >/dev/null; DURATION=3s api >/dev/null
 echo "== sign-in vs bare argon2id verify, $database, wrk -t2 -c$CONNS, $DURATION per run, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
 ratios=()
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) -eq 1 ]; then read -r b bc be < <(bare); read -r a ac ae < <(api)
-  else read -r a ac ae < <(api); read -r b bc be < <(bare); fi
+  if [ $((r % 2)) -eq 1 ]; then read -r b bc be _ < <(bare); read -r a ac ae apg < <(api)
+  else read -r a ac ae apg < <(api); read -r b bc be _ < <(bare); fi
   [ "$ae" -eq 0 ] && [ "$be" -eq 0 ] || { echo "errors: api $ae, bare $be" >&2; sed 's/^/  /' "$work/wrk.err" >&2; exit 1; }
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')
   beyond=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", 1000 / a - 1000 / b}')
   ratios+=("$ratio")
-  echo "round $r: bare $b/s (${bc} µs CPU each), signIn $a/s (${ac} µs CPU each): $ratio ×, $beyond ms per sign-in beyond the hash; load $(cut -d' ' -f1 /proc/loadavg)"
-  [ -n "$CSV" ] && echo "signin,$database,$CONNS,$r,$b,$a,$ratio,$bc,$ac,$(date -u +%Y-%m-%dT%H:%MZ)" >> "$CSV"
+  echo "round $r: bare $b/s (${bc} µs CPU each), signIn $a/s (${ac} µs CPU each$([ "$database" = postgres ] && echo ", PostgreSQL ${apg} µs")): $ratio ×, $beyond ms per sign-in beyond the hash; load $(cut -d' ' -f1 /proc/loadavg)"
+  [ -n "$CSV" ] && echo "signin,$database,$CONNS,$r,$b,$a,$ratio,$bc,$ac,$(date -u +%Y-%m-%dT%H:%MZ),$apg" >> "$CSV"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
 echo "median ratio ($database): $median"
