@@ -392,6 +392,48 @@ async fn an_expired_mfa_token_is_refused() {
 }
 
 #[tokio::test]
+async fn starting_an_enrolment_is_limited_per_user_and_a_refused_start_replaces_nothing() {
+    let app = spawn_app().await;
+    let clock = Clock::start().await;
+    let spammer = app.sign_up("spammer@example.com").await;
+    let mut secret = String::new();
+    for attempt in 1..=10 {
+        let started: Value = app
+            .gql(START, json!({}), Some(&spammer.access_token))
+            .await
+            .data("startTotpEnrollment");
+        secret = started["secret"].as_str().unwrap().to_owned();
+        assert!(!secret.is_empty(), "attempt {attempt}");
+    }
+    let refused = app.gql(START, json!({}), Some(&spammer.access_token)).await;
+    assert_eq!(refused.code(), "RATE_LIMITED", "{refused}");
+    assert!(refused["data"].is_null() || refused["data"]["startTotpEnrollment"].is_null());
+    assert!(
+        refused["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // The refused start wrote no new secret: the tenth one still confirms.
+    let confirmed: Value = app
+        .gql(
+            CONFIRM,
+            json!({"c": clock.code(&secret, 0)}),
+            Some(&spammer.access_token),
+        )
+        .await
+        .data("confirmTotpEnrollment");
+    assert_eq!(confirmed["recoveryCodes"].as_array().unwrap().len(), 10);
+    // The limit is the user's: another user from the same address still starts.
+    let other = app.sign_up("bystander@example.com").await;
+    let started: Value = app
+        .gql(START, json!({}), Some(&other.access_token))
+        .await
+        .data("startTotpEnrollment");
+    assert!(started["secret"].as_str().is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
 async fn five_wrong_codes_end_the_mfa_token_and_lock_the_second_step() {
     let app = spawn_app().await;
     let clock = Clock::start().await;

@@ -28,6 +28,9 @@ pub(super) enum Guarded {
     PasskeySignIn,
     /// `startPasskeyRegistration`: per IP and per user.
     PasskeyRegistration,
+    /// `startTotpEnrollment`: per IP and per user, as it renders a QR code and writes a
+    /// pending secret and an audit event each time.
+    TotpEnrollment,
 }
 
 /// A limit: hits per window.
@@ -50,6 +53,7 @@ impl Guarded {
             Self::VerifyMfa => "verifyMfa",
             Self::PasskeySignIn => "startPasskeySignIn",
             Self::PasskeyRegistration => "startPasskeyRegistration",
+            Self::TotpEnrollment => "startTotpEnrollment",
         }
     }
 
@@ -66,7 +70,9 @@ impl Guarded {
             Self::ChangePassword => (rate(30.0, MINUTE), rate(5.0, 10 * MINUTE)),
             Self::VerifyMfa => (rate(30.0, MINUTE), rate(10.0, MINUTE)),
             Self::PasskeySignIn => (rate(60.0, MINUTE), rate(60.0, MINUTE)),
-            Self::PasskeyRegistration => (rate(30.0, MINUTE), rate(10.0, 10 * MINUTE)),
+            Self::PasskeyRegistration | Self::TotpEnrollment => {
+                (rate(30.0, MINUTE), rate(10.0, 10 * MINUTE))
+            }
         }
     }
 }

@@ -639,6 +639,8 @@ impl Auth {
         origin: &Device,
     ) -> Result<TotpEnrollment> {
         let (user, _) = self.enroller(tenant, who, false).await?;
+        self.throttle(tenant, Guarded::TotpEnrollment, &user.id, origin)
+            .await?;
         let account = self
             .primary_email(&user)
             .await?
