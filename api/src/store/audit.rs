@@ -5,6 +5,15 @@ use sqlx::Row;
 use super::{Store, StoreResult};
 use crate::domain::{AuditAction, AuditRecord, Millis, new_id, now_ms};
 
+/// The head of every insert of an audit event: its columns, in the order of the values.
+macro_rules! insert_audit_into {
+    () => {
+        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, \
+         user_agent, detail)"
+    };
+}
+pub(super) use insert_audit_into;
+
 /// An event to record.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
@@ -133,10 +142,10 @@ pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>
     tenant_id: &str,
     event: &AuditEvent<'_>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, \
-         user_agent, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
+    sqlx::query(concat!(
+        insert_audit_into!(),
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
     .bind(new_id())
     .bind(tenant_id)
     .bind(now_ms())

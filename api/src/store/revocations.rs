@@ -8,6 +8,14 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreResult};
 use crate::domain::{Millis, now_ms};
 
+/// The head of every insert into the feed: its columns, in the order of the values.
+macro_rules! insert_feed_into {
+    () => {
+        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at, user_id)"
+    };
+}
+pub(super) use insert_feed_into;
+
 fn entry_of(row: &AnyRow) -> StoreResult<Option<RevocationEntry>> {
     let kind: String = row.try_get("kind")?;
     let Some(kind) = RevocationKind::parse(&kind) else {
@@ -48,10 +56,10 @@ pub(crate) async fn record_for(
     entry: &RevocationEntry,
     user_id: Option<&str>,
 ) -> StoreResult<i64> {
-    let row = sqlx::query(
-        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at, user_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
-    )
+    let row = sqlx::query(concat!(
+        insert_feed_into!(),
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq"
+    ))
     .bind(&entry.tenant)
     .bind(entry.kind.as_str())
     .bind(&entry.id)

@@ -5,11 +5,18 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::audit::{AuditEvent, insert_audit};
+use super::audit::{AuditEvent, insert_audit, insert_audit_into};
 use super::db::Backend;
-use super::revocations::{record, record_for};
+use super::revocations::{insert_feed_into, record, record_for};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::{Device, Millis, RevokeReason, Session, SignInMethod, Tenant, new_id, now_ms};
+
+/// The head of every insert of a refresh token: its columns, in the order of the values.
+macro_rules! insert_refresh_into {
+    () => {
+        "INSERT INTO refresh_tokens (id, tenant_id, session_id, token_hash, created_at, expires_at)"
+    };
+}
 
 /// The writes that open a session, with one numbering of their parameters: the session
 /// ($1–$10), its refresh token ($11, $12), its audit event ($13–$20), its `session_created`
@@ -23,19 +30,19 @@ macro_rules! new_session_writes {
          created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)"
     };
     (@refresh) => {
-        "INSERT INTO refresh_tokens (id, tenant_id, session_id, token_hash, created_at, expires_at) \
-         VALUES ($11, $2, $1, $12, $9, $10)"
+        concat!(insert_refresh_into!(), " VALUES ($11, $2, $1, $12, $9, $10)")
     };
     (@audit) => {
-        "INSERT INTO audit_events (id, tenant_id, at, action, actor, user_id, session_id, ip, \
-         user_agent, detail) VALUES ($13, $2, $9, $14, $15, $16, $17, $18, $19, $20)"
+        concat!(
+            insert_audit_into!(),
+            " VALUES ($13, $2, $9, $14, $15, $16, $17, $18, $19, $20)"
+        )
     };
     (@forget) => {
         "DELETE FROM sign_in_failures WHERE tenant_id = $2 AND email = $26"
     };
     (@feed) => {
-        "INSERT INTO revocations (tenant, kind, subject, iat_cutoff, expires_at, created_at, \
-         user_id) VALUES ($21, $22, $23, $24, $25, $9, $3)"
+        concat!(insert_feed_into!(), " VALUES ($21, $22, $23, $24, $25, $9, $3)")
     };
     (postgres) => {
         concat!(
@@ -277,7 +284,7 @@ impl Store {
         .bind(refresh_hash)
         .bind(new_id())
         .bind(audit.action.as_str())
-        .bind(audit.actor.clone())
+        .bind(&audit.actor)
         .bind(audit.user_id)
         .bind(audit.session_id)
         .bind(audit.ip)
@@ -567,10 +574,10 @@ async fn insert_refresh<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     hash: &str,
     expires_at: Millis,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (id, tenant_id, session_id, token_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
+    sqlx::query(concat!(
+        insert_refresh_into!(),
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+    ))
     .bind(new_id())
     .bind(tenant_id)
     .bind(session_id)
