@@ -1,6 +1,8 @@
 //! The audit log: one row per security-relevant event, per tenant.
 
-use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use super::{Store, StoreResult};
 use crate::domain::{AuditAction, AuditRecord, Millis, new_id, now_ms};
@@ -142,21 +144,30 @@ pub(super) async fn insert_audit<'e, E: sqlx::Executor<'e, Database = sqlx::Any>
     tenant_id: &str,
     event: &AuditEvent<'_>,
 ) -> StoreResult<()> {
-    sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         insert_audit_into!(),
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(new_id())
     .bind(tenant_id)
-    .bind(now_ms())
-    .bind(event.action.as_str())
-    .bind(&event.actor)
-    .bind(event.user_id)
-    .bind(event.session_id)
-    .bind(event.ip)
-    .bind(event.user_agent)
-    .bind(event.detail.to_string())
-    .execute(executor)
-    .await?;
+    .bind(now_ms());
+    bind_event(query, event).execute(executor).await?;
     Ok(())
+}
+
+/// `query` with the event's own columns bound next, in the order of `insert_audit_into!`
+/// after the id, the tenant and the time: action, actor, user, session, IP, user agent,
+/// detail.
+pub(super) fn bind_event<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    event: &AuditEvent<'_>,
+) -> Query<'q, Any, AnyArguments> {
+    query
+        .bind(event.action.as_str())
+        .bind(&event.actor)
+        .bind(event.user_id)
+        .bind(event.session_id)
+        .bind(event.ip)
+        .bind(event.user_agent)
+        .bind(event.detail.to_string())
 }

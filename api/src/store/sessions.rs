@@ -5,7 +5,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::audit::{AuditEvent, insert_audit, insert_audit_into};
+use super::audit::{AuditEvent, bind_event, insert_audit, insert_audit_into};
 use super::db::Backend;
 use super::revocations::{insert_feed_into, record, record_for};
 use super::{Store, StoreError, StoreResult};
@@ -282,20 +282,14 @@ impl Store {
         .bind(session.expires_at)
         .bind(new_id())
         .bind(refresh_hash)
-        .bind(new_id())
-        .bind(audit.action.as_str())
-        .bind(&audit.actor)
-        .bind(audit.user_id)
-        .bind(audit.session_id)
-        .bind(audit.ip)
-        .bind(audit.user_agent)
-        .bind(audit.detail.to_string())
-        .bind(&created.tenant)
-        .bind(created.kind.as_str())
-        .bind(&created.id)
-        .bind(created.iat_cutoff)
-        .bind(created.expires_at)
-        .bind(forget_attempts_of);
+        .bind(new_id());
+        let writes = bind_event(writes, &audit)
+            .bind(&created.tenant)
+            .bind(created.kind.as_str())
+            .bind(&created.id)
+            .bind(created.iat_cutoff)
+            .bind(created.expires_at)
+            .bind(forget_attempts_of);
         if backend == Backend::Postgres && connection.is_none() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
             writes.execute(self.pool()).await?;
