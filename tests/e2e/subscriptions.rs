@@ -401,6 +401,41 @@ async fn a_revocation_through_another_replica_arrives_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_commit_that_only_created_sessions_says_so_in_its_notification() {
+    // A replica with no `sessionEvents` subscriber does not read the feed for a sign-in
+    // elsewhere: the trigger's payload tells it the commit created sessions and revoked
+    // nothing. Revocations must still say otherwise, or the replicas would sleep through them.
+    let app = spawn_app().await;
+    if !app.db.is_postgres() {
+        return;
+    }
+    let mut listener = sqlx::postgres::PgListener::connect(&app.db.url)
+        .await
+        .expect("listener");
+    listener.listen("auth_revocations").await.expect("LISTEN");
+    let next = async |listener: &mut sqlx::postgres::PgListener| {
+        tokio::time::timeout(WAIT, listener.recv())
+            .await
+            .expect("a notification")
+            .expect("listener")
+            .payload()
+            .to_owned()
+    };
+
+    let ada = app.sign_up("ada@example.com").await;
+    assert_eq!(next(&mut listener).await, "session_created");
+    let phone = app.signed_in("ada@example.com", PASSWORD).await;
+    assert_eq!(next(&mut listener).await, "session_created");
+    revoke(&app, &ada.access_token, &phone.session_id).await;
+    assert_eq!(next(&mut listener).await, "");
+    // Signing out writes a revocation and opens nothing.
+    let laptop = app.signed_in("ada@example.com", PASSWORD).await;
+    assert_eq!(next(&mut listener).await, "session_created");
+    app.sign_out(&laptop.access_token).await;
+    assert_eq!(next(&mut listener).await, "");
+}
+
+#[tokio::test]
 async fn events_keep_the_shape_the_subscription_asked_for() {
     // The connection renders events itself once the subscription is set up: aliases,
     // fragments, directives and `__typename` must come out as GraphQL says they do.

@@ -76,6 +76,22 @@ impl Feed {
         self.wake.notify_one();
     }
 
+    /// Tell this replica's poller that a session was created: only a `sessionEvents`
+    /// subscriber follows those, so with none on this replica the entry waits for the next
+    /// tick (which passes it on to nobody anyway) instead of costing every sign-in a read of
+    /// the feed. The other replicas decide alike on the trigger's `NOTIFY` (its payload
+    /// says when a commit wrote only `session_created` entries, migration 0013).
+    pub fn announce_session_created(&self) {
+        if self.follows_sessions() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether anyone on this replica follows `session_created` entries.
+    fn follows_sessions(&self) -> bool {
+        self.items.receiver_count() > 0
+    }
+
     /// New revocation entries as this replica learns of them. A lagging receiver must reload.
     pub fn subscribe(&self) -> broadcast::Receiver<RevocationEntry> {
         self.events.subscribe()
@@ -107,9 +123,12 @@ impl Feed {
         // of rows.
         let mut seen: BTreeMap<i64, Millis> = BTreeMap::new();
         let mut complete_to: i64 = 0;
-        let listener = self
-            .store
-            .listen_revocations(database_url, self.wake.clone());
+        let feed = self.clone();
+        let listener = self.store.listen_revocations(
+            database_url,
+            self.wake.clone(),
+            Arc::new(move || feed.follows_sessions()),
+        );
         loop {
             let from = now_ms() - LOOKBACK.as_millis() as Millis;
             match self.store.feed_since(cursor, from, complete_to).await {

@@ -325,7 +325,7 @@ impl Auth {
             .await?;
         // Subscribers to `sessionEvents` hear of it through the feed (other replicas'
         // through the NOTIFY the commit sent).
-        self.feed.announce();
+        self.feed.announce_session_created();
         let (access_token, expires_in) = self.mint_access(tenant, &user, &session.id)?;
         Ok(Issued {
             tokens: TokenPair {

@@ -102,6 +102,13 @@ const STEPS: &[Step] = &[
         description: "revocation feed notified by a trigger",
         sql: Sql::Shared(include_str!("../../../migrations/0012_feed_notify.sql")),
     },
+    Step {
+        version: 13,
+        description: "revocation feed notification says when a commit only created sessions",
+        sql: Sql::Shared(include_str!(
+            "../../../migrations/0013_feed_notify_kind.sql"
+        )),
+    },
 ];
 
 /// The words that differ between the databases, as placeholders in shared migrations and
@@ -122,6 +129,11 @@ const WORDS: &[(&str, &str, &str)] = &[
         "",
         REVOCATIONS_NOTIFY_TRIGGER_POSTGRES,
     ),
+    (
+        "{revocations_notify_by_kind}",
+        "",
+        REVOCATIONS_NOTIFY_BY_KIND_POSTGRES,
+    ),
 ];
 
 /// The PostgreSQL spelling of `{revocations_notify_trigger}`: every statement that writes
@@ -134,6 +146,24 @@ BEGIN
 END
 $notify$;
 CREATE TRIGGER revocations_notify AFTER INSERT ON revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION auth_notify_revocations();"#;
+
+/// The PostgreSQL spelling of `{revocations_notify_by_kind}`: the trigger of 0012, now
+/// looking at the rows its statement inserted (a transition table): payload
+/// `session_created` when they are all of that kind (`store::notify`), empty otherwise.
+const REVOCATIONS_NOTIFY_BY_KIND_POSTGRES: &str = r#"DROP TRIGGER revocations_notify ON revocations;
+CREATE OR REPLACE FUNCTION auth_notify_revocations() RETURNS trigger LANGUAGE plpgsql AS $notify$
+BEGIN
+    IF EXISTS (SELECT 1 FROM added WHERE kind <> 'session_created') THEN
+        PERFORM pg_notify('auth_revocations', '');
+    ELSE
+        PERFORM pg_notify('auth_revocations', 'session_created');
+    END IF;
+    RETURN NULL;
+END
+$notify$;
+CREATE TRIGGER revocations_notify AFTER INSERT ON revocations
+    REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION auth_notify_revocations();"#;
 
 /// The PostgreSQL spelling of `{trigram_indexes}`: the expressions are exactly those

@@ -15,6 +15,9 @@ use super::db::Backend;
 /// notifies it (migration 0012, `store::migrations`), with the commit of whatever wrote the
 /// entries.
 const CHANNEL: &str = "auth_revocations";
+/// The payload of a notification whose commit wrote only `session_created` entries
+/// (migration 0013); any other commit notifies with an empty one.
+const ONLY_CREATED: &str = "session_created";
 /// The channel on which a replica says that a tenant (named by its slug) changed.
 const TENANTS: &str = "auth_tenants";
 
@@ -82,21 +85,28 @@ impl Store {
     }
 
     /// Wake `wake` whenever another replica commits revocations (and after every reconnect
-    /// of the listener, when notifications may have been missed); `None` on SQLite, where
-    /// there are no other replicas.
+    /// of the listener, when notifications may have been missed), and when it commits only
+    /// new sessions if `follows_sessions` says someone here follows those; `None` on
+    /// SQLite, where there are no other replicas.
     pub fn listen_revocations(
         &self,
         database_url: String,
         wake: Arc<Notify>,
+        follows_sessions: Arc<dyn Fn() -> bool + Send + Sync>,
     ) -> Option<JoinHandle<()>> {
-        (self.db().backend == Backend::Postgres).then(|| spawn_listener(database_url, wake))
+        (self.db().backend == Backend::Postgres)
+            .then(|| spawn_listener(database_url, wake, follows_sessions))
     }
 }
 
 /// Listen for other replicas' notifications and wake the poller. sqlx reconnects the
 /// listener by itself; `try_recv` returning `None` marks a reconnect, after which the poller
 /// is woken to reload what may have been missed.
-fn spawn_listener(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinHandle<()> {
+fn spawn_listener(
+    database_url: String,
+    wake: Arc<Notify>,
+    follows_sessions: Arc<dyn Fn() -> bool + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -119,7 +129,11 @@ fn spawn_listener(database_url: String, wake: Arc<Notify>) -> tokio::task::JoinH
             wake.notify_one();
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(_)) => wake.notify_one(),
+                    Ok(Some(note)) => {
+                        if note.payload() != ONLY_CREATED || follows_sessions() {
+                            wake.notify_one();
+                        }
+                    }
                     Ok(None) => {
                         tracing::warn!("revocation listener reconnecting");
                         listener.listen(CHANNEL).await.ok();
