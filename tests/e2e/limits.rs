@@ -128,6 +128,47 @@ async fn repeated_failures_lock_the_address_known_or_not_with_a_retry_after() {
 }
 
 #[tokio::test]
+async fn an_attempt_the_rate_limit_refuses_is_not_counted_toward_the_lockout() {
+    // The limits at 0.3: three attempts per address a minute. The rate buckets and the
+    // lockout count are one statement on PostgreSQL; what it counts must be what the two
+    // did one after the other: a refused attempt costs no hash and earns no lock.
+    let app = spawn_app_with(|config| config.rate_limit_factor = 0.3).await;
+    app.sign_up("victim@example.com").await;
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let body = app
+            .sign_in("victim@example.com", &format!("wrong password {i}"))
+            .await;
+        codes.push(code(&body).to_owned());
+        if i >= 3 {
+            let retry_after = body["errors"][0]["extensions"]["retryAfter"]
+                .as_u64()
+                .unwrap();
+            assert!((1..=60).contains(&retry_after), "{body}");
+        }
+    }
+    assert_eq!(
+        codes,
+        [
+            "INVALID_CREDENTIALS",
+            "INVALID_CREDENTIALS",
+            "INVALID_CREDENTIALS",
+            "RATE_LIMITED",
+            "RATE_LIMITED"
+        ]
+    );
+    let store = app.store().await;
+    let tenant = store.tenant_by_slug("default").await.unwrap();
+    let failures = store
+        .sign_in_failures(&tenant.id, "victim@example.com")
+        .await
+        .unwrap()
+        .expect("failures on record");
+    assert_eq!(failures.failures, 3, "{failures:?}");
+    assert_eq!(failures.locked_until, 0, "{failures:?}");
+}
+
+#[tokio::test]
 async fn deny_and_allow_lists_stop_sign_ups_and_codes() {
     let app = spawn_app().await;
     app.update_settings("default", |settings| {

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use super::{Auth, Device, Error, Result};
 use crate::crypto;
 use crate::domain::{Email, Tenant, now_ms};
-use crate::store::limits::{Bucket, LockSchedule};
+use crate::store::limits::{Bucket, Guard, LockSchedule};
 
 /// The guarded operations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +96,23 @@ pub fn lock_duration_ms(failures: i64) -> i64 {
     (FIRST_LOCK_MS << doublings).min(LONGEST_LOCK_MS)
 }
 
+/// The lockout's statements, built once.
+static LOCK_SCHEDULE: LazyLock<LockSchedule> =
+    LazyLock::new(|| LockSchedule::new(lock_duration_ms, LOCK_AFTER + 16));
+
+/// `RATE_LIMITED` by a bucket of `op`, counted in the metrics.
+fn rate_limited(op: Guarded, wait_ms: i64) -> Error {
+    metrics::counter!("auth_rate_limited_total", "operation" => op.name()).increment(1);
+    retry_after(wait_ms)
+}
+
+/// `RATE_LIMITED` by the lockout of `method`'s attempts, counted in the metrics.
+fn locked(method: &'static str, wait_ms: i64) -> Error {
+    metrics::counter!("auth_sign_ins_total", "method" => method, "outcome" => "locked")
+        .increment(1);
+    retry_after(wait_ms)
+}
+
 fn retry_after(wait_ms: i64) -> Error {
     Error::RateLimited {
         retry_after: (wait_ms.max(1) as u64).div_ceil(1000),
@@ -114,9 +131,27 @@ impl Auth {
         email: &str,
         origin: &Device,
     ) -> Result<()> {
+        let Some(buckets) = self.buckets(tenant, op, email, origin) else {
+            return Ok(());
+        };
+        match self.store.hit(&buckets, now_ms()).await? {
+            Some(wait_ms) => Err(rate_limited(op, wait_ms)),
+            None => Ok(()),
+        }
+    }
+
+    /// The buckets `op` counts for the client's IP and for `email`; `None` when the limits
+    /// are off (`AUTH_RATE_LIMIT_FACTOR=0`).
+    fn buckets(
+        &self,
+        tenant: &Tenant,
+        op: Guarded,
+        email: &str,
+        origin: &Device,
+    ) -> Option<[Bucket; 2]> {
         let factor = self.config.rate_limit_factor;
         if factor == 0.0 {
-            return Ok(());
+            return None;
         }
         let (per_ip, per_email) = op.rates();
         let bucket = |kind: &str, who: &str, rate: &Rate| Bucket {
@@ -124,20 +159,45 @@ impl Auth {
             max: ((rate.max * factor).ceil() as i64).max(1),
             window_ms: rate.window_ms,
         };
-        let buckets = [
+        Some([
             bucket("ip", origin.ip.as_deref().unwrap_or("unknown"), &per_ip),
             bucket(
                 "email",
                 &crypto::token_hash(&email.trim().to_lowercase()),
                 &per_email,
             ),
-        ];
-        match self.store.hit(&buckets, now_ms()).await? {
-            Some(wait_ms) => {
-                metrics::counter!("auth_rate_limited_total", "operation" => op.name()).increment(1);
-                Err(retry_after(wait_ms))
-            }
-            None => Ok(()),
+        ])
+    }
+
+    /// A password sign-in's guard: [`Auth::throttle`] for `typed` (the address as typed),
+    /// then, unless that refused, [`Auth::count_attempt`] for `email`; as one statement
+    /// where the database allows (`Store::guard_sign_in`).
+    pub(super) async fn guard_sign_in(
+        &self,
+        tenant: &Tenant,
+        typed: &str,
+        email: &Email,
+        origin: &Device,
+    ) -> Result<()> {
+        let Some(buckets) = self.buckets(tenant, Guarded::SignIn, typed, origin) else {
+            return self.count_attempt(tenant, email).await;
+        };
+        let now = now_ms();
+        let guard = self
+            .store
+            .guard_sign_in(
+                &buckets,
+                &tenant.id,
+                email.as_str(),
+                now,
+                FORGET_AFTER_MS,
+                &LOCK_SCHEDULE,
+            )
+            .await?;
+        match guard {
+            Guard::Go => Ok(()),
+            Guard::RateLimited(wait_ms) => Err(rate_limited(Guarded::SignIn, wait_ms)),
+            Guard::Locked(until) => Err(locked("password", until - now)),
         }
     }
 
@@ -182,20 +242,14 @@ impl Auth {
     }
 
     async fn count_locked(&self, tenant: &Tenant, key: &str, method: &'static str) -> Result<()> {
-        static SCHEDULE: LazyLock<LockSchedule> =
-            LazyLock::new(|| LockSchedule::new(lock_duration_ms, LOCK_AFTER + 16));
         let now = now_ms();
-        let locked = self
+        let until = self
             .store
-            .count_sign_in_attempt(&tenant.id, key, now, FORGET_AFTER_MS, &SCHEDULE)
+            .count_sign_in_attempt(&tenant.id, key, now, FORGET_AFTER_MS, &LOCK_SCHEDULE)
             .await?;
-        match locked {
+        match until {
             None => Ok(()),
-            Some(until) => {
-                metrics::counter!("auth_sign_ins_total", "method" => method, "outcome" => "locked")
-                    .increment(1);
-                Err(retry_after(until - now))
-            }
+            Some(until) => Err(locked(method, until - now)),
         }
     }
 }

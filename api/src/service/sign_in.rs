@@ -89,9 +89,10 @@ impl Auth {
     /// hash, whether or not the address has an account, and the audit row of a failure is
     /// written after answering.
     ///
-    /// Round trips: the brute-force guard (the rate buckets, then the lockout count) runs
-    /// beside the one read of the address's owner with their second factors, so a sign-in
-    /// waits on two statements before the hash and on its session's transaction after it.
+    /// Round trips: the brute-force guard (the rate buckets, then the lockout count: one
+    /// statement on PostgreSQL) runs beside the one read of the address's owner with their
+    /// second factors, so a sign-in waits on one statement before the hash and on its
+    /// session's one statement after it.
     pub async fn sign_in(
         &self,
         tenant: &Tenant,
@@ -113,11 +114,7 @@ impl Auth {
             metrics::counter!("auth_sign_ins_total", "method" => "password", "outcome" => "invalid_credentials").increment(1);
             return Err(Error::InvalidCredentials);
         };
-        let guard = async {
-            self.throttle(tenant, Guarded::SignIn, typed, origin)
-                .await?;
-            self.count_attempt(tenant, &email).await
-        };
+        let guard = self.guard_sign_in(tenant, typed, &email, origin);
         let owner = async {
             Ok(self
                 .store

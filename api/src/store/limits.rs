@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::db::Backend;
 use super::{Store, StoreResult};
 use crate::domain::Millis;
 
@@ -27,10 +28,32 @@ pub struct Failures {
 }
 
 /// The lockout after failed sign-ins, as the one upsert that counts an attempt: the lock
-/// lengths by count are written into the statement's `CASE`, built once.
+/// lengths by count are written into the statement's `CASE`, built once; and, for
+/// PostgreSQL, the same upsert behind the rate buckets' in one statement
+/// ([`Store::guard_sign_in`]).
 #[derive(Debug, Clone)]
 pub struct LockSchedule {
     sql: std::sync::Arc<str>,
+    guarded_sql: std::sync::Arc<str>,
+}
+
+/// The upsert counting an attempt of `$1` tenant, `$2` email at `$3` now (`$4` now - forget)
+/// for a `VALUES` or `SELECT` source of its first row, `locks` the `CASE` arms of the lock's
+/// end by count. The `WHERE` of the update makes a locked address return no row: nothing is
+/// counted and the attempt is refused.
+fn count_attempt_sql(source: &str, locks: &str) -> String {
+    format!(
+        "INSERT INTO sign_in_failures (tenant_id, email, failures, last_failure_at, locked_until) \
+         {source} \
+         ON CONFLICT (tenant_id, email) DO UPDATE SET \
+         failures = CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
+           ELSE sign_in_failures.failures + 1 END, \
+         locked_until = CASE (CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
+           ELSE sign_in_failures.failures + 1 END) {locks} END, \
+         last_failure_at = $3 \
+         WHERE sign_in_failures.locked_until <= $3 \
+         RETURNING failures"
+    )
 }
 
 impl LockSchedule {
@@ -46,31 +69,60 @@ impl LockSchedule {
                 format!("$3 + {ms}")
             }
         };
-        let mut arms = String::new();
+        let mut locks = String::new();
         for n in 1..longest_from {
-            arms.push_str(&format!("WHEN {n} THEN {} ", end(lock_ms(n))));
+            locks.push_str(&format!("WHEN {n} THEN {} ", end(lock_ms(n))));
         }
-        let longest = end(lock_ms(longest_from));
-        // $1 tenant, $2 email, $3 now, $4 now - forget. The `WHERE` of the update makes a
-        // locked address return no row: nothing is counted and the attempt is refused.
-        let sql = format!(
-            "INSERT INTO sign_in_failures (tenant_id, email, failures, last_failure_at, locked_until) \
-             VALUES ($1, $2, 1, $3, CASE 1 {arms}ELSE {longest} END) \
-             ON CONFLICT (tenant_id, email) DO UPDATE SET \
-             failures = CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
-               ELSE sign_in_failures.failures + 1 END, \
-             locked_until = CASE (CASE WHEN sign_in_failures.last_failure_at <= $4 THEN 1 \
-               ELSE sign_in_failures.failures + 1 END) {arms}ELSE {longest} END, \
-             last_failure_at = $3 \
-             WHERE sign_in_failures.locked_until <= $3 \
-             RETURNING failures"
+        locks.push_str(&format!("ELSE {}", end(lock_ms(longest_from))));
+        let first = format!("CASE 1 {locks} END");
+        let sql = count_attempt_sql(&format!("VALUES ($1, $2, 1, $3, {first})"), &locks);
+        // The rate buckets first ($6 and $7 in the window that started after $5, at most
+        // $8 and $9 hits), then the attempt, counted only when no bucket is over: what the
+        // two statements did one after the other. Every part of one statement reads the
+        // same snapshot, so the last `SELECT` sees the address's lock as it was before.
+        let counted = count_attempt_sql(
+            &format!("SELECT $1, $2, 1, $3, {first} WHERE NOT EXISTS (SELECT 1 FROM over)"),
+            &locks,
         );
-        Self { sql: sql.into() }
+        let guarded_sql = format!(
+            "WITH hits AS (\
+               INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($6, $3, 1), ($7, $3, 1) \
+               ON CONFLICT (bucket) DO UPDATE SET \
+               hits = CASE WHEN rate_limits.window_start <= $5 THEN 1 ELSE rate_limits.hits + 1 END, \
+               window_start = CASE WHEN rate_limits.window_start <= $5 THEN $3 ELSE rate_limits.window_start END \
+               RETURNING bucket, window_start, hits), \
+             over AS (SELECT window_start FROM hits \
+               WHERE (bucket = $6 AND hits > $8) OR (bucket = $7 AND hits > $9)), \
+             counted AS ({counted}) \
+             SELECT (SELECT max(window_start) FROM over) AS over_since, \
+               (SELECT count(*) FROM counted) AS counted, \
+               (SELECT locked_until FROM sign_in_failures WHERE tenant_id = $1 AND email = $2) AS locked_until"
+        );
+        Self {
+            sql: sql.into(),
+            guarded_sql: guarded_sql.into(),
+        }
     }
 
     fn sql(&self) -> sqlx::AssertSqlSafe<std::sync::Arc<str>> {
         sqlx::AssertSqlSafe(self.sql.clone())
     }
+
+    fn guarded_sql(&self) -> sqlx::AssertSqlSafe<std::sync::Arc<str>> {
+        sqlx::AssertSqlSafe(self.guarded_sql.clone())
+    }
+}
+
+/// What [`Store::guard_sign_in`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Counted: go ahead.
+    Go,
+    /// A rate bucket is over its limit for this many more milliseconds (nothing counted
+    /// toward the lockout).
+    RateLimited(i64),
+    /// The address is locked until then (nothing counted).
+    Locked(Millis),
 }
 
 /// `$1` now, `$2` the start of the current window for a bucket last reset before it.
@@ -167,6 +219,59 @@ impl Store {
             None => now + 1,
         };
         Ok(Some(until.max(now + 1)))
+    }
+
+    /// A password sign-in's guard: a hit in both `buckets` (one window), then, unless one is
+    /// over its limit, the attempt of `email` counted as [`Store::count_sign_in_attempt`]
+    /// does. On PostgreSQL one statement (one round trip and one commit instead of two of
+    /// each, on the path of every sign-in); on SQLite, in process, the two statements.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn guard_sign_in(
+        &self,
+        buckets: &[Bucket; 2],
+        tenant_id: &str,
+        email: &str,
+        now: Millis,
+        forget_ms: i64,
+        lock: &LockSchedule,
+    ) -> StoreResult<Guard> {
+        let window_ms = buckets[0].window_ms;
+        if self.db().backend == Backend::Sqlite || buckets[1].window_ms != window_ms {
+            if let Some(wait) = self.hit(buckets, now).await? {
+                return Ok(Guard::RateLimited(wait));
+            }
+            return Ok(
+                match self
+                    .count_sign_in_attempt(tenant_id, email, now, forget_ms, lock)
+                    .await?
+                {
+                    None => Guard::Go,
+                    Some(until) => Guard::Locked(until),
+                },
+            );
+        }
+        let row = sqlx::query(lock.guarded_sql())
+            .bind(tenant_id)
+            .bind(email)
+            .bind(now)
+            .bind(now - forget_ms)
+            .bind(now - window_ms)
+            .bind(&buckets[0].key)
+            .bind(&buckets[1].key)
+            .bind(buckets[0].max)
+            .bind(buckets[1].max)
+            .fetch_one(self.pool())
+            .await?;
+        if let Some(since) = row.try_get::<Option<i64>, _>("over_since")? {
+            return Ok(Guard::RateLimited((since + window_ms - now).max(1)));
+        }
+        if row.try_get::<i64, _>("counted")? > 0 {
+            return Ok(Guard::Go);
+        }
+        let until = row
+            .try_get::<Option<i64>, _>("locked_until")?
+            .unwrap_or(now + 1);
+        Ok(Guard::Locked(until.max(now + 1)))
     }
 
     /// Counted sign-in attempts of an address, if any are on record.
