@@ -210,6 +210,36 @@ async fn admin_user_finds_by_id_or_address_and_only_in_its_tenant() {
 }
 
 #[tokio::test]
+async fn the_total_is_counted_when_selected_however_the_query_spells_it() {
+    // The count is skipped when not selected (it reads every match); the resolver looks
+    // ahead for the field, which must find it behind aliases and fragments too.
+    let (app, token) = admin_app(None).await;
+    for i in 0..3 {
+        app.sign_up(&format!("user{i}@example.com")).await;
+    }
+    for query in [
+        "{ users { totalCount } }",
+        "{ users { n: totalCount } }",
+        "{ users { ... on UserConnection { totalCount } } }",
+        "query { users { ...Counted } } fragment Counted on UserConnection { totalCount }",
+    ] {
+        let body = app.gql(query, json!({}), Some(&token)).await;
+        let users: Value = body.data("users");
+        let total = users.get("totalCount").or_else(|| users.get("n"));
+        assert_eq!(total, Some(&json!(4)), "{query}: {body}");
+    }
+    let body = app
+        .gql(
+            "{ users(first: 2) { edges { node { id } } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let users: Value = body.data("users");
+    assert_eq!(users["edges"].as_array().unwrap().len(), 2, "{body}");
+}
+
+#[tokio::test]
 async fn admin_operations_are_refused_to_users_and_to_tokens_without_the_scope() {
     let (app, _) = admin_app(None).await;
     let user = app.sign_up("plain@example.com").await;

@@ -38,10 +38,18 @@ impl AdminQuery {
         search: Option<String>,
     ) -> async_graphql::Result<UserConnection> {
         let (auth, request) = parts(ctx)?;
-        auth.users(&request.tenant, first, after.as_deref(), search.as_deref())
-            .await
-            .gql()
-            .map(UserConnection::from)
+        // The count only when the query selects it (through a fragment too).
+        let count = ctx.look_ahead().field("totalCount").exists();
+        auth.users(
+            &request.tenant,
+            first,
+            after.as_deref(),
+            search.as_deref(),
+            count,
+        )
+        .await
+        .gql()
+        .map(UserConnection::from)
     }
 
     /// A user of the tenant by id or active address (admin); null when there is none.

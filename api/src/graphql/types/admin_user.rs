@@ -31,7 +31,7 @@ pub struct UserConnection {
     pub edges: Vec<UserEdge>,
     /// Where the page ends.
     pub page_info: PageInfo,
-    /// How many users match in all.
+    /// How many users match in all (counted only when selected).
     pub total_count: i64,
 }
 
@@ -51,7 +51,8 @@ impl From<UserPage> for UserConnection {
                 has_next_page: page.has_next,
                 end_cursor,
             },
-            total_count: page.total,
+            // Not selected when not counted: never seen then.
+            total_count: page.total.unwrap_or_default(),
         }
     }
 }
