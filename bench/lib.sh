@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # What the benchmark scripts share (bench/{load,signin,soak,verifier}/run.sh,
-# bench/verifier/callgrind.sh): the repository root as working directory; a work directory,
+# bench/{signin,verifier}/callgrind.sh): the repository root as working directory; a work directory,
 # the started processes and a PostgreSQL database of their own, all removed on exit; ports;
 # waiting for a server; a fresh database; the API and verifier started on loopback; CPU time
 # from /proc. Sourced, not run. The fault scripts have their own (bench/faults/lib.sh): they

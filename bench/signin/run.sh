@@ -5,8 +5,9 @@
 # Same machine, same wrk settings, alternating rounds (bare, API in odd rounds; API, bare in
 # even ones); the ratio of a round is the API's req/s over the floor's, and the figure is the
 # median of the rounds. Besides req/s each run records the server process's CPU time per
-# request (user + system from /proc) and, on PostgreSQL, the CPU time of the server's own
-# processes per sign-in (every process of the postgres user: backends, WAL writer, …).
+# request (user + system from /proc), the machine's context switches per request (/proc/stat)
+# and, on PostgreSQL, the CPU time of the server's own processes per sign-in (every process
+# of the postgres user: backends, WAL writer, …).
 #
 #   bench/signin/run.sh                                            # SQLite in a temp dir
 #   PG_URL=postgres://postgres@127.0.0.1:5432 bench/signin/run.sh  # a fresh database there
@@ -39,14 +40,17 @@ pg_ticks() {
   echo "$t"
 }
 
-measure() { # URL PID → "req/s CPU-µs-per-request errors PostgreSQL-CPU-µs-per-request"
-  local url=$1 pid=$2 t0 t1 p0 p1 out
-  t0=$(ticks "$pid"); p0=$(pg_ticks)
+# The machine's context switches so far (every process: the server's threads, wrk's, …).
+switches() { awk '/^ctxt/ {print $2}' /proc/stat; }
+
+measure() { # URL PID → "req/s CPU-µs-per-request errors PostgreSQL-CPU-µs-per-request context-switches-per-request"
+  local url=$1 pid=$2 t0 t1 p0 p1 c0 c1 out
+  t0=$(ticks "$pid"); p0=$(pg_ticks); c0=$(switches)
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$root/bench/load/signin.lua" "$url" 2>"$work/wrk.err")
-  t1=$(ticks "$pid"); p1=$(pg_ticks)
-  echo "$out" | awk -v t=$((t1 - t0)) -v pg=$((p1 - p0)) -v hz="$(getconf CLK_TCK)" '
+  t1=$(ticks "$pid"); p1=$(pg_ticks); c1=$(switches)
+  echo "$out" | awk -v t=$((t1 - t0)) -v pg=$((p1 - p0)) -v cs=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
     /^RESULT/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "%s %.0f %d %.0f\n", v["rps"], t * 1e6 / hz / v["requests"], v["errors"] + v["http_errors"], pg * 1e6 / hz / v["requests"] }'
+                printf "%s %.0f %d %.0f %.0f\n", v["rps"], t * 1e6 / hz / v["requests"], v["errors"] + v["http_errors"], pg * 1e6 / hz / v["requests"], cs / v["requests"] }'
 }
 api() { measure "http://127.0.0.1:$ap" "$api_pid"; }
 bare() { measure "http://127.0.0.1:$bp" "$bare_pid"; }
@@ -56,14 +60,14 @@ DURATION=3s bare >/dev/null; DURATION=3s api >/dev/null
 echo "== sign-in vs bare argon2id verify, $database, wrk -t2 -c$CONNS, $DURATION per run, $ROUNDS rounds; load $(cut -d' ' -f1-3 /proc/loadavg)"
 ratios=()
 for r in $(seq 1 "$ROUNDS"); do
-  if [ $((r % 2)) -eq 1 ]; then read -r b bc be _ < <(bare); read -r a ac ae apg < <(api)
-  else read -r a ac ae apg < <(api); read -r b bc be _ < <(bare); fi
+  if [ $((r % 2)) -eq 1 ]; then read -r b bc be _ bcs < <(bare); read -r a ac ae apg acs < <(api)
+  else read -r a ac ae apg acs < <(api); read -r b bc be _ bcs < <(bare); fi
   [ "$ae" -eq 0 ] && [ "$be" -eq 0 ] || { echo "errors: api $ae, bare $be" >&2; sed 's/^/  /' "$work/wrk.err" >&2; exit 1; }
   ratio=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')
   beyond=$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", 1000 / a - 1000 / b}')
   ratios+=("$ratio")
-  echo "round $r: bare $b/s (${bc} µs CPU each), signIn $a/s (${ac} µs CPU each$([ "$database" = postgres ] && echo ", PostgreSQL ${apg} µs")): $ratio ×, $beyond ms per sign-in beyond the hash; load $(cut -d' ' -f1 /proc/loadavg)"
-  [ -n "$CSV" ] && echo "signin,$database,$CONNS,$r,$b,$a,$ratio,$bc,$ac,$(date -u +%Y-%m-%dT%H:%MZ),$apg" >> "$CSV"
+  echo "round $r: bare $b/s (${bc} µs CPU each, $bcs context switches), signIn $a/s (${ac} µs CPU each$([ "$database" = postgres ] && echo ", PostgreSQL ${apg} µs"), $acs context switches): $ratio ×, $beyond ms per sign-in beyond the hash; load $(cut -d' ' -f1 /proc/loadavg)"
+  [ -n "$CSV" ] && echo "signin,$database,$CONNS,$r,$b,$a,$ratio,$bc,$ac,$(date -u +%Y-%m-%dT%H:%MZ),$apg,$bcs,$acs" >> "$CSV"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
 echo "median ratio ($database): $median"
