@@ -27,6 +27,26 @@ pub struct Failures {
     pub locked_until: Millis,
 }
 
+/// The upsert that counts a hit in each bucket of `$values` at `$now`, starting afresh a
+/// bucket whose window started at or before `$window` (the parameters that hold them).
+macro_rules! upsert {
+    ($values:literal, $now:literal, $window:literal) => {
+        concat!(
+            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ",
+            $values,
+            " ON CONFLICT (bucket) DO UPDATE SET hits = CASE WHEN rate_limits.window_start <= ",
+            $window,
+            " THEN 1 ELSE rate_limits.hits + 1 END, window_start = CASE WHEN rate_limits.window_start <= ",
+            $window,
+            " THEN ",
+            $now,
+            " ELSE rate_limits.window_start END RETURNING bucket, window_start, hits"
+        )
+    };
+}
+const UPSERT_ONE: &str = upsert!("($3, $1, 1)", "$1", "$2");
+const UPSERT_TWO: &str = upsert!("($3, $1, 1), ($4, $1, 1)", "$1", "$2");
+
 /// The lockout after failed sign-ins, as the one upsert that counts an attempt: the lock
 /// lengths by count are written into the statement's `CASE`, built once; and, for
 /// PostgreSQL, the same upsert behind the rate buckets' in one statement
@@ -85,18 +105,14 @@ impl LockSchedule {
             &locks,
         );
         let guarded_sql = format!(
-            "WITH hits AS (\
-               INSERT INTO rate_limits (bucket, window_start, hits) VALUES ($6, $3, 1), ($7, $3, 1) \
-               ON CONFLICT (bucket) DO UPDATE SET \
-               hits = CASE WHEN rate_limits.window_start <= $5 THEN 1 ELSE rate_limits.hits + 1 END, \
-               window_start = CASE WHEN rate_limits.window_start <= $5 THEN $3 ELSE rate_limits.window_start END \
-               RETURNING bucket, window_start, hits), \
+            "WITH hits AS ({}), \
              over AS (SELECT window_start FROM hits \
                WHERE (bucket = $6 AND hits > $8) OR (bucket = $7 AND hits > $9)), \
              counted AS ({counted}) \
              SELECT (SELECT max(window_start) FROM over) AS over_since, \
                (SELECT count(*) FROM counted) AS counted, \
-               (SELECT locked_until FROM sign_in_failures WHERE tenant_id = $1 AND email = $2) AS locked_until"
+               (SELECT locked_until FROM sign_in_failures WHERE tenant_id = $1 AND email = $2) AS locked_until",
+            upsert!("($6, $3, 1), ($7, $3, 1)", "$3", "$5")
         );
         Self {
             sql: sql.into(),
@@ -124,22 +140,6 @@ pub enum Guard {
     /// The address is locked until then (nothing counted).
     Locked(Millis),
 }
-
-/// `$1` now, `$2` the start of the current window for a bucket last reset before it.
-macro_rules! upsert {
-    ($values:literal) => {
-        concat!(
-            "INSERT INTO rate_limits (bucket, window_start, hits) VALUES ",
-            $values,
-            " ON CONFLICT (bucket) DO UPDATE SET \
-             hits = CASE WHEN rate_limits.window_start <= $2 THEN 1 ELSE rate_limits.hits + 1 END, \
-             window_start = CASE WHEN rate_limits.window_start <= $2 THEN $1 ELSE rate_limits.window_start END \
-             RETURNING bucket, window_start, hits"
-        )
-    };
-}
-const UPSERT_ONE: &str = upsert!("($3, $1, 1)");
-const UPSERT_TWO: &str = upsert!("($3, $1, 1), ($4, $1, 1)");
 
 impl Store {
     /// Count a hit in every bucket; the milliseconds to wait when any of them is over its
