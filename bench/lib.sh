@@ -52,6 +52,21 @@ wait_up() {
   done
 }
 
+# cg NAME COMMAND…: the shell replaced by COMMAND under valgrind's callgrind, dumps to
+# $work/NAME.<pid>.*; run it in the background (`cg … & pid=$!`), and $! is the process
+# callgrind_control talks to (exec: no subshell between).
+cg() { exec valgrind --tool=callgrind --callgrind-out-file="$work/$1.%p" "${@:2}"; }
+
+# wait_up_valgrind URL: wait_up for a server under valgrind, which starts in seconds, not
+# milliseconds, and answers slowly (three minutes; its $work/*.vg logs shown on failure).
+wait_up_valgrind() {
+  local deadline=$(($(date +%s) + 180))
+  until curl -fs -o /dev/null -m 5 "$1" 2>/dev/null; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "not up under valgrind: $1" >&2; tail -n 20 "$work"/*.vg >&2; exit 1; }
+    sleep 0.5
+  done
+}
+
 # use_database NAME: export DATABASE_URL (and `database`, its kind) for a fresh database:
 # auth_NAME_<pid> on the PostgreSQL server of PG_URL (dropped on exit), else SQLite in the
 # work directory.

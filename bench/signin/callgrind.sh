@@ -25,9 +25,6 @@ need valgrind
 build auth-api auth-bench
 use_database signin_cg
 
-# The servers replace their background shells (exec), so that $! is the process
-# callgrind_control talks to. Under valgrind they start in seconds, not milliseconds.
-cg() { exec valgrind --tool=callgrind --callgrind-out-file="$work/$1.%p" "${@:2}"; }
 ap=$(free_port); bp=$(free_port)
 export AUTH_MASTER_KEY; AUTH_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 export AUTH_LISTEN="127.0.0.1:$ap" AUTH_ISSUER="http://127.0.0.1:$ap" \
@@ -35,15 +32,8 @@ export AUTH_LISTEN="127.0.0.1:$ap" AUTH_ISSUER="http://127.0.0.1:$ap" \
 "$API_BIN" migrate >/dev/null 2>&1 || true
 cg api "$API_BIN" 2>"$work/api.vg" & api_pid=$!; pids+=($api_pid)
 cg bare "$bin/bare-argon2" "127.0.0.1:$bp" 2>"$work/bare.vg" & bare_pid=$!; pids+=($bare_pid)
-up() {
-  local deadline=$(($(date +%s) + 180))
-  until curl -fs -o /dev/null -m 5 "$1" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "not up under valgrind: $1" >&2; tail -n 20 "$work"/*.vg >&2; exit 1; }
-    sleep 0.5
-  done
-}
-up "http://127.0.0.1:$bp/"
-up "http://127.0.0.1:$ap/readyz"
+wait_up_valgrind "http://127.0.0.1:$bp/"
+wait_up_valgrind "http://127.0.0.1:$ap/readyz"
 curl -fsS "http://127.0.0.1:$ap/graphql" -H 'content-type: application/json' \
   -d '{"query":"mutation { signUp(input: {email: \"user1@example.com\", password: \"correct horse battery staple\"}) { accessToken } }"}' \
   | grep -q accessToken || { echo "sign-up failed" >&2; exit 1; }

@@ -25,21 +25,11 @@ build auth-verifier auth-bench
 ip=$(free_port); vp=$(free_port); bp=$(free_port)
 "$bin/verifier-bench" issuer "127.0.0.1:$ip" "$work/tokens.txt" "$TOKENS" & pids+=($!)
 wait_up "http://127.0.0.1:$ip/.well-known/jwks.json"
-# The server replaces the background shell (exec), so that $! is the process callgrind_control
-# talks to. Under valgrind a server starts in seconds, not milliseconds.
-cg() { exec valgrind --tool=callgrind --callgrind-out-file="$work/$1.%p" "${@:2}"; }
 RUST_LOG=warn VERIFIER_LISTEN="127.0.0.1:$vp" VERIFIER_API_URL="http://127.0.0.1:$ip" \
   cg verifier "$bin/auth-verifier" 2>"$work/verifier.vg" & vpid=$!; pids+=($vpid)
 cg bare "$bin/bare-hyper" "127.0.0.1:$bp" 2>"$work/bare.vg" & bpid=$!; pids+=($bpid)
-up() {
-  local deadline=$(($(date +%s) + 180))
-  until curl -fs -o /dev/null -m 5 "$1" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "not up under valgrind: $1" >&2; tail -n 20 "$work"/*.vg >&2; exit 1; }
-    sleep 0.5
-  done
-}
-up "http://127.0.0.1:$bp/"
-up "http://127.0.0.1:$vp/readyz"
+wait_up_valgrind "http://127.0.0.1:$bp/"
+wait_up_valgrind "http://127.0.0.1:$vp/readyz"
 
 mkdir -p "$work/hit" "$work/miss-warm" "$work/miss"
 head -n 1 "$work/tokens.txt" > "$work/hit/access.txt"

@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use auth_api::store::limits::Failures;
+
 use crate::support::{Gql, PASSWORD, SIGN_UP, TestApp, code, spawn_app, spawn_app_with};
 
 /// One request that tries `aliases` wrong passwords for each address of `emails`.
@@ -37,6 +39,13 @@ fn error_codes(batch: &Value) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// The counted sign-in attempts of `email` in the default tenant, read from the store.
+async fn failures_on_record(app: &TestApp, email: &str) -> Option<Failures> {
+    let store = app.store().await;
+    let tenant = store.tenant_by_slug("default").await.unwrap();
+    store.sign_in_failures(&tenant.id, email).await.unwrap()
 }
 
 #[tokio::test]
@@ -104,27 +113,18 @@ async fn repeated_failures_lock_the_address_known_or_not_with_a_retry_after() {
     assert!(body["errors"].is_null(), "{body}");
 
     // Once the lock ends, a success clears the count.
-    let store = app.store().await;
-    let tenant = store.tenant_by_slug("default").await.unwrap();
-    let failures = store
-        .sign_in_failures(&tenant.id, "victim@example.com")
+    let failures = failures_on_record(&app, "victim@example.com")
         .await
-        .unwrap()
         .expect("failures on record");
     assert_eq!(failures.failures, 5);
+    let store = app.store().await;
     sqlx::query("UPDATE sign_in_failures SET locked_until = 0")
         .execute(store.pool())
         .await
         .unwrap();
     let body = app.sign_in("victim@example.com", PASSWORD).await;
     assert!(body["errors"].is_null(), "{body}");
-    assert_eq!(
-        store
-            .sign_in_failures(&tenant.id, "victim@example.com")
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(failures_on_record(&app, "victim@example.com").await, None);
 }
 
 #[tokio::test]
@@ -157,12 +157,8 @@ async fn an_attempt_the_rate_limit_refuses_is_not_counted_toward_the_lockout() {
             "RATE_LIMITED"
         ]
     );
-    let store = app.store().await;
-    let tenant = store.tenant_by_slug("default").await.unwrap();
-    let failures = store
-        .sign_in_failures(&tenant.id, "victim@example.com")
+    let failures = failures_on_record(&app, "victim@example.com")
         .await
-        .unwrap()
         .expect("failures on record");
     assert_eq!(failures.failures, 3, "{failures:?}");
     assert_eq!(failures.locked_until, 0, "{failures:?}");
