@@ -1,7 +1,8 @@
 //! Mail: the outbox delivered by the running app over real SMTP (the test server in
 //! `support/smtp.rs`), with the tenant's branding and templates; sealed at rest and erased once
-//! sent; surviving a restart while SMTP is down; claimed once across several workers;
-//! and the log mailer when `SMTP_URL` is unset.
+//! sent; surviving a restart while SMTP is down; leaving as soon as SMTP is back rather than
+//! when its backoff ends; claimed once across several workers; and the log mailer when
+//! `SMTP_URL` is unset.
 //!
 //! Mail is queued the way the service queues it (compose, insert in the outbox, wake),
 //! through a `Store` and `Mailer` of the test's own over the app's database; the app's
@@ -195,6 +196,45 @@ async fn outbox_survives_a_restart_while_smtp_is_down_and_is_sealed_until_sent()
     assert_eq!(row.message, None, "erased once sent");
     assert!(row.attempts >= 2, "{row:?}");
     drop(app);
+}
+
+#[tokio::test]
+async fn mail_queued_during_an_outage_leaves_when_the_server_is_back_not_after_its_backoff() {
+    let port = free_port();
+    let app =
+        spawn_app_with(move |config| config.smtp_url = Some(format!("smtp://127.0.0.1:{port}")))
+            .await;
+    let (store, mailer) = queue_side(&app).await;
+    let tenant = default_tenant(&store).await;
+    let early = queue_code(&store, &mailer, &tenant, "early@example.com", "111222").await;
+    row_until(&store, &early.id, "failed once", |row| {
+        row.attempts >= 1 && row.last_error.is_some()
+    })
+    .await;
+    // As after a long outage: its next attempt is minutes away (the backoff's longest).
+    sqlx::query("UPDATE mail_outbox SET next_attempt_at = $1 WHERE id = $2")
+        .bind(early.created_at + 5 * 60 * 1000)
+        .bind(&early.id)
+        .execute(store.pool())
+        .await
+        .expect("backoff set");
+
+    // The server comes back; the next mail goes out and brings the waiting one with it.
+    let smtp = SmtpServer::start_on(port).await;
+    queue_code(&store, &mailer, &tenant, "late@example.com", "333444").await;
+    assert_eq!(
+        smtp.wait_for("late@example.com", WAIT).await.code(),
+        "333444"
+    );
+    let mail = smtp
+        .wait_for("early@example.com", Duration::from_secs(10))
+        .await;
+    assert_eq!(mail.code(), "111222");
+    let row = row_until(&store, &early.id, "sent", |row| row.sent_at.is_some()).await;
+    assert!(row.attempts >= 2, "{row:?}");
+    // Each went out once: nothing else arrives.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(smtp.received().is_empty(), "{:?}", smtp.received());
 }
 
 #[tokio::test]

@@ -123,6 +123,19 @@ impl Store {
         Ok(())
     }
 
+    /// Make every mail that is waiting out a backoff due at `now` (the mail server answers
+    /// again); how many.
+    pub async fn retry_waiting_mail(&self, now: Millis) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE mail_outbox SET next_attempt_at = $1 \
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > $1 AND attempts > 0",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Record a failed attempt: retry at `next_attempt_at`, or with `give_up` close the row
     /// as failed and erase its message. `error` must not carry secrets.
     pub async fn mark_mail_failed(

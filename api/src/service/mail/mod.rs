@@ -8,7 +8,8 @@
 //! API process) wakes on that and on a one-second tick, claims due rows, opens them, sends
 //! them with a timeout, and records the outcome: sent (the message is erased), or failed
 //! with an exponential backoff (1 s, 2 s, 4 s … at most 5 min) until [`MAX_ATTEMPTS`],
-//! after which the row is given up. A slow or absent SMTP server therefore never blocks a
+//! after which the row is given up; the first mail that goes out after failures brings the
+//! other retries forward, so an outage delays mail by its own length, not by the backoff. A slow or absent SMTP server therefore never blocks a
 //! request, and queued mail survives restarts.
 //!
 //! Codes, tokens and bodies are never logged, except by the log mailer, whose whole point
@@ -17,6 +18,7 @@
 pub mod render;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -118,6 +120,10 @@ struct Inner {
     transport: Transport,
     wake: tokio::sync::Notify,
     store: Store,
+    /// Set when an attempt failed and will be retried: the next mail that goes out brings
+    /// every retry forward, so mail queued during an outage leaves when the server is back,
+    /// not when each row's backoff (up to five minutes) ends.
+    backing_off: std::sync::atomic::AtomicBool,
 }
 
 /// Where mail goes.
@@ -176,6 +182,7 @@ impl Mailer {
                 transport,
                 wake: tokio::sync::Notify::new(),
                 store,
+                backing_off: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -276,13 +283,18 @@ impl Mailer {
         let recorded = match outcome {
             Ok(kind) => {
                 metrics::counter!("auth_mail_sent_total", "outcome" => kind).increment(1);
-                store.mark_mail_sent(&mail.id, now).await
+                let recorded = store.mark_mail_sent(&mail.id, now).await;
+                self.server_back(now).await;
+                recorded
             }
             Err(error) => {
                 let (reason, give_up) = match &error {
                     SendError::Retry(reason) => (reason, mail.attempts >= MAX_ATTEMPTS),
                     SendError::Fatal(reason) => (reason, true),
                 };
+                if !give_up {
+                    self.inner.backing_off.store(true, Ordering::Release);
+                }
                 let outcome = if give_up { "failed" } else { "retry" };
                 metrics::counter!("auth_mail_sent_total", "outcome" => outcome).increment(1);
                 let next = now + backoff_ms(mail.attempts);
@@ -299,6 +311,24 @@ impl Mailer {
         if let Err(error) = recorded {
             // The lease runs out and the row is tried again: at worst a duplicate mail.
             tracing::warn!(mail = %mail.id, error = %error, "mail outbox: recording an outcome failed");
+        }
+    }
+
+    /// A mail went out: if others are waiting out a backoff, make them due now and wake the
+    /// worker for them.
+    async fn server_back(&self, now: i64) {
+        if !self.inner.backing_off.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        match self.inner.store.retry_waiting_mail(now).await {
+            Ok(0) => {}
+            Ok(count) => {
+                tracing::info!(count, "mail server answers again: waiting mail retried now");
+                self.wake();
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "mail outbox: bringing retries forward failed");
+            }
         }
     }
 
