@@ -8,9 +8,10 @@
 //! API process) wakes on that and on a one-second tick, claims due rows, opens them, sends
 //! them with a timeout, and records the outcome: sent (the message is erased), or failed
 //! with an exponential backoff (1 s, 2 s, 4 s … at most 5 min) until [`MAX_ATTEMPTS`],
-//! after which the row is given up; the first mail that goes out after failures brings the
-//! other retries forward, so an outage delays mail by its own length, not by the backoff. A slow or absent SMTP server therefore never blocks a
-//! request, and queued mail survives restarts.
+//! after which the row is given up; the first mail that goes out after the server could not
+//! be reached brings the other retries forward, so an outage delays mail by its own length,
+//! not by the backoff. A slow or absent SMTP server therefore never blocks a request, and
+//! queued mail survives restarts.
 //!
 //! Codes, tokens and bodies are never logged, except by the log mailer, whose whole point
 //! is to show the mail to a developer.
@@ -120,9 +121,9 @@ struct Inner {
     transport: Transport,
     wake: tokio::sync::Notify,
     store: Store,
-    /// Set when an attempt failed and will be retried: the next mail that goes out brings
-    /// every retry forward, so mail queued during an outage leaves when the server is back,
-    /// not when each row's backoff (up to five minutes) ends.
+    /// Set when the server could not be reached for an attempt: the next mail that goes out
+    /// brings every retry forward, so mail queued during an outage leaves when the server is
+    /// back, not when each row's backoff (up to five minutes) ends.
     backing_off: std::sync::atomic::AtomicBool,
 }
 
@@ -144,8 +145,11 @@ impl std::fmt::Debug for Mailer {
 /// failure without the message's content.
 #[derive(Debug)]
 enum SendError {
-    /// Worth retrying (connection, timeout, temporary or permanent SMTP reply).
+    /// Worth retrying: the server's temporary or permanent reply to this mail.
     Retry(String),
+    /// Worth retrying: the server could not be reached or did not answer in time (the
+    /// connection, a timeout), so other mail waits on it too.
+    Down(String),
     /// Can never succeed (unreadable message, unusable address).
     Fatal(String),
 }
@@ -290,11 +294,14 @@ impl Mailer {
             Err(error) => {
                 let (reason, give_up) = match &error {
                     SendError::Retry(reason) => (reason, mail.attempts >= MAX_ATTEMPTS),
+                    SendError::Down(reason) => {
+                        // Brought forward once the server answers again; a mail the server
+                        // itself turned away is not (each retry costs one of its attempts).
+                        self.inner.backing_off.store(true, Ordering::Release);
+                        (reason, mail.attempts >= MAX_ATTEMPTS)
+                    }
                     SendError::Fatal(reason) => (reason, true),
                 };
-                if !give_up {
-                    self.inner.backing_off.store(true, Ordering::Release);
-                }
                 let outcome = if give_up { "failed" } else { "retry" };
                 metrics::counter!("auth_mail_sent_total", "outcome" => outcome).increment(1);
                 let next = now + backoff_ms(mail.attempts);
@@ -387,8 +394,11 @@ impl Mailer {
             Transport::Smtp(transport) => {
                 match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
                     Ok(Ok(_)) => Ok("sent"),
-                    Ok(Err(error)) => Err(SendError::Retry(smtp_error(&error))),
-                    Err(_) => Err(SendError::Retry(format!(
+                    Ok(Err(error)) if error.is_permanent() || error.is_transient() => {
+                        Err(SendError::Retry(smtp_error(&error)))
+                    }
+                    Ok(Err(error)) => Err(SendError::Down(smtp_error(&error))),
+                    Err(_) => Err(SendError::Down(format!(
                         "SMTP send timed out after {} s",
                         SEND_TIMEOUT.as_secs()
                     ))),
