@@ -115,9 +115,10 @@ impl Auth {
             .await?;
         let has_next = users.len() as i64 > limit;
         users.truncate(limit as usize);
-        let total = match count {
-            true => Some(self.store.count_users(&tenant.id, search).await?),
-            false => None,
+        let total = if count {
+            Some(self.store.count_users(&tenant.id, search).await?)
+        } else {
+            None
         };
         Ok(UserPage {
             users: users
