@@ -73,3 +73,29 @@ async fn a_database_outage_is_answered_promptly_and_readiness_follows_it() {
     }
     assert!(app.sign_in("outage@example.com", PASSWORD).await["errors"].is_null());
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_ended_while_idle_is_replaced_before_a_request_uses_it() {
+    // The pool pings a connection before handing it out only when it has been idle (the
+    // one it just took back answered its release ping): after a server restart every pooled
+    // connection is dead, and no request may be the one that finds out.
+    let app = spawn_app_with(|_| {}).await;
+    if !app.db.is_postgres() {
+        eprintln!("skipped: needs PostgreSQL (TEST_DATABASE_URL) to end the connections");
+        return;
+    }
+    let user = app.sign_up("restart@example.com").await;
+    let token = user.access_token.clone();
+    for _ in 0..4 {
+        assert!(app.gql(ME, json!({}), Some(&token)).await["errors"].is_null());
+    }
+    // Longer than the idle time after which a connection is pinged (500 ms).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(app.db.end_connections().await);
+    for _ in 0..4 {
+        let body = app.gql(ME, json!({}), Some(&token)).await;
+        assert!(body["errors"].is_null(), "{body}");
+    }
+    assert!(app.sign_in("restart@example.com", PASSWORD).await["errors"].is_null());
+    assert_eq!(app.get("/readyz").await.0, 200);
+}

@@ -76,6 +76,12 @@ impl Db {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(acquire_timeout)
+            // sqlx pings a connection when it takes it back and again before handing it out.
+            // SQLite's connections live in this process, so nothing can end one between the
+            // two: the second ping is a hop to its worker thread and back for nothing (two
+            // context switches per statement). PostgreSQL's are checked: a restarted server
+            // leaves dead connections in the pool that no request should be the one to find.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -68,14 +68,25 @@ impl TestDb {
         .await
         .expect("alter database");
         if !reachable {
-            sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
-            )
+            self.end_connections().await;
+        }
+        true
+    }
+
+    /// Terminate every server process connected to the database, as a server restart does
+    /// (PostgreSQL; `false` on SQLite).
+    pub(crate) async fn end_connections(&self) -> bool {
+        let Some((base, name)) = &self.postgres else {
+            return false;
+        };
+        let mut conn = sqlx::PgConnection::connect(base)
+            .await
+            .expect("TEST_DATABASE_URL reachable");
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
             .bind(name)
             .execute(&mut conn)
             .await
             .expect("terminate connections");
-        }
         true
     }
 
