@@ -35,3 +35,4 @@ mod subscriptions;
 mod tenants;
 mod tokens;
 mod verifier;
+mod writers;

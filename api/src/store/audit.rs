@@ -66,7 +66,7 @@ impl Store {
     /// Record an event. Failures are logged, not raised: the audit log must not turn a
     /// completed action into an error.
     pub async fn audit(&self, tenant_id: &str, event: AuditEvent<'_>) {
-        if let Err(error) = insert_audit(self.pool(), tenant_id, &event).await {
+        if let Err(error) = insert_audit(self.writer(), tenant_id, &event).await {
             tracing::error!(error = %error, action = event.action.as_str(), "audit event not recorded");
         }
     }
@@ -131,7 +131,7 @@ impl Store {
         .bind(tenant_id)
         .bind(before)
         .bind(batch)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

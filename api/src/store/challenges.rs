@@ -96,7 +96,7 @@ impl Store {
         mail: Option<&Composed>,
         audit: Option<&super::audit::AuditEvent<'_>>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         open_challenge_in(&mut tx, tenant_id, new, now, mail).await?;
         if let Some(audit) = audit {
             super::audit::insert_audit(&mut *tx, tenant_id, audit).await?;
@@ -126,7 +126,7 @@ impl Store {
         .bind(tenant_id)
         .bind(kind.as_str())
         .bind(now)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?
         .ok_or(StoreError::NotFound)?;
         challenge(&row)
@@ -141,7 +141,7 @@ impl Store {
         .bind(now)
         .bind(reason)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -178,7 +178,7 @@ impl Store {
         now: Millis,
     ) -> StoreResult<(String, bool)> {
         let tenant_id = revoking.tenant.id.as_str();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         let row = sqlx::query(
             "UPDATE challenges SET closed_at = $1, closed_reason = 'used', attempts = attempts + 1 \
              WHERE tenant_id = $2 AND kind = 'reset' AND secret_hash = $3 AND closed_at IS NULL \
@@ -231,7 +231,7 @@ impl Store {
         )
         .bind(now - 86_400_000)
         .bind(batch)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

@@ -39,12 +39,22 @@ impl Backend {
     }
 }
 
-/// A pool and the backend it talks to.
+/// How long a SQLite connection waits for a write lock another process holds (a command
+/// of `auth-api` run beside the server on the same file) before giving up.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pools and the backend they talk to.
 #[derive(Debug, Clone)]
 pub struct Db {
-    /// The connection pool.
+    /// The connection pool: every read, and anything that runs no write.
     pub pool: AnyPool,
-    /// The backend behind the pool.
+    /// Where the store's writes go. On PostgreSQL this is [`Db::pool`] itself (row locks let
+    /// writers run side by side). SQLite lets one writer in at a time and makes the others
+    /// sleep in its busy handler (1, 2, 5, 10 … up to 100 ms between tries, however soon
+    /// the lock is free), so there it is a pool of one connection: the process's writers
+    /// queue for that connection in order, and the busy handler is left to other processes.
+    pub writer: AnyPool,
+    /// The backend behind the pools.
     pub backend: Backend,
 }
 
@@ -54,14 +64,25 @@ impl Db {
         Self::connect_with(url, max_connections, DEFAULT_ACQUIRE_TIMEOUT).await
     }
 
-    /// Connect, creating the SQLite file if missing. SQLite runs in WAL mode with a busy
-    /// timeout so readers never block the writer. A caller waits at most `acquire_timeout`
-    /// for a connection (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`): with the database down, that is
-    /// how long a request takes to fail.
+    /// Connect, creating the SQLite file if missing. SQLite runs in WAL mode so readers never
+    /// block the writer, with [`DEFAULT_BUSY_TIMEOUT`]. A caller waits at most
+    /// `acquire_timeout` for a connection (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`): with the
+    /// database down, that is how long a request takes to fail.
     pub async fn connect_with(
         url: &str,
         max_connections: u32,
         acquire_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Self::open(url, max_connections, acquire_timeout, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// [`Db::connect_with`] with SQLite's busy timeout as given (tests turn it off to see
+    /// whether two of the process's writers ever meet at SQLite's lock).
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+        busy_timeout: Duration,
     ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
@@ -73,30 +94,39 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("DATABASE_URL is malformed")?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(acquire_timeout)
-            // sqlx pings a connection when it takes it back and again before handing it out.
-            // SQLite's connections live in this process, so nothing can end one between the
-            // two: the second ping is a hop to its worker thread and back for nothing (two
-            // context switches per statement). PostgreSQL's are checked: a restarted server
-            // leaves dead connections in the pool that no request should be the one to find.
-            .test_before_acquire(backend == Backend::Postgres)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // The busy timeout first: switching to WAL takes a lock another
-                        // connection (a second process on the file) may hold.
-                        conn.execute(
-                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pools = |max_connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(acquire_timeout)
+                // sqlx pings a connection when it takes it back and again before handing it
+                // out. SQLite's connections live in this process, so nothing can end one
+                // between the two: the second ping is a hop to its worker thread and back
+                // for nothing (two context switches per statement). PostgreSQL's are
+                // checked: a restarted server leaves dead connections in the pool that no
+                // request should be the one to find.
+                .test_before_acquire(backend == Backend::Postgres)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // The busy timeout first: switching to WAL takes a lock another
+                            // connection (a second process on the file) may hold.
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                                busy_timeout.as_millis()
+                            )))
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_lazy_with(options);
+                .connect_lazy_with(options.clone())
+        };
+        let pool = pools(max_connections);
+        let writer = match backend {
+            Backend::Sqlite => pools(1),
+            Backend::Postgres => pool.clone(),
+        };
         // The first connection gets longer than a request would: a database still starting,
         // or a new SQLite file on a disk busy with fsyncs, should not stop start-up.
         let deadline = Instant::now() + STARTUP_PATIENCE.max(acquire_timeout);
@@ -109,7 +139,11 @@ impl Db {
                 Err(error) => return Err(error).context("cannot connect to DATABASE_URL"),
             }
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Whether the database answers within `within`; what `/readyz` reports. Its own short

@@ -68,9 +68,14 @@ impl Store {
         &self.db
     }
 
-    /// The connection pool, for tools and tests that look behind the API.
+    /// The connection pool, for reads, and for tools and tests that look behind the API.
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.db.pool
+    }
+
+    /// Where writes go ([`Db::writer`]): every statement or transaction that may write.
+    pub fn writer(&self) -> &sqlx::AnyPool {
+        &self.db.writer
     }
 }
 

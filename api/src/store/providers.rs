@@ -91,7 +91,7 @@ impl Store {
     /// another row took the name meanwhile. The audit event is written with it.
     pub async fn upsert_provider(&self, write: ProviderWrite<'_>) -> StoreResult<Provider> {
         let p = write.provider;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         sqlx::query(
             "INSERT INTO oauth_providers (id, tenant_id, name, kind, display_name, issuer, \
              endpoints, client_id, extra_client_ids, client_secret, scopes, redirect_urls, \
@@ -192,7 +192,7 @@ impl Store {
         name: &str,
         audit: AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         some_row(
             sqlx::query("DELETE FROM oauth_providers WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
@@ -224,7 +224,7 @@ impl Store {
         .bind(json(&state.scopes))
         .bind(now_ms())
         .bind(state.expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(conflict_on_unique("state"))?;
         Ok(())
@@ -238,7 +238,7 @@ impl Store {
              provider_id, redirect_url, secrets, scopes, expires_at",
         )
         .bind(state_hash)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         row.map(|row| {
             Ok(OAuthState {
@@ -262,7 +262,7 @@ impl Store {
         )
         .bind(now)
         .bind(batch)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
@@ -282,7 +282,7 @@ impl Store {
         .bind(token_hash)
         .bind(tenant_id)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -296,7 +296,7 @@ impl Store {
         )
         .bind(now)
         .bind(batch)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

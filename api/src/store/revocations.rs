@@ -163,7 +163,7 @@ impl Store {
         )
         .bind(now / 1000)
         .bind(batch)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }
