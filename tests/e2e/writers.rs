@@ -1,8 +1,8 @@
 //! Writers side by side. SQLite lets one writer in at a time, and a connection that finds
 //! the lock taken sleeps in SQLite's busy handler (1, 2, 5 … 100 ms between tries), which
-//! gave the embedded default a p99 of 0.2–0.6 s for writes at 16–64 connections. The store
-//! sends its writes to a pool of one connection there, so the process's writers queue in
-//! order instead. PostgreSQL runs the same writes side by side under row locks.
+//! gave the embedded default a p99 of 0.2–0.6 s for writes at 16–64 connections. There the
+//! store writes through one connection of its own (`Db::writer`), and the process's writers
+//! wait for it in turn instead. PostgreSQL runs the same writes side by side under row locks.
 
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ const WRITERS: usize = 64;
 /// With SQLite's busy handler off, a writer that met another at SQLite's lock would fail at
 /// once ("database is locked"). Sixty-four writers at once, single statements (rate
 /// buckets, the upsert of every request) and transactions (sign-ups, several statements
-/// each), through a store whose pool has eight connections: every one succeeds and every
-/// write is there.
+/// each), through a store whose pool has eight connections for the reads: every one
+/// succeeds and every write is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_queue_in_the_process_and_never_meet_at_the_database_lock() {
     let db = TestDb::new().await;

@@ -48,7 +48,8 @@ impl Store {
             expires_at,
         };
         let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO api_tokens (id, tenant_id, name, scopes, secret_hash, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -111,7 +112,7 @@ impl Store {
             sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&token.id)
-                .execute(self.writer())
+                .execute(&mut *self.writer().await?)
                 .await?;
         }
         Ok(token)
@@ -126,7 +127,8 @@ impl Store {
         horizon: i64,
         audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND id = $2")
                 .bind(&tenant.id)

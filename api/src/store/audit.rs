@@ -66,7 +66,11 @@ impl Store {
     /// Record an event. Failures are logged, not raised: the audit log must not turn a
     /// completed action into an error.
     pub async fn audit(&self, tenant_id: &str, event: AuditEvent<'_>) {
-        if let Err(error) = insert_audit(self.writer(), tenant_id, &event).await {
+        let written = match self.writer().await {
+            Ok(mut writer) => insert_audit(&mut *writer, tenant_id, &event).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = written {
             tracing::error!(error = %error, action = event.action.as_str(), "audit event not recorded");
         }
     }
@@ -131,7 +135,7 @@ impl Store {
         .bind(tenant_id)
         .bind(before)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

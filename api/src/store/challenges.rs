@@ -96,7 +96,8 @@ impl Store {
         mail: Option<&Composed>,
         audit: Option<&super::audit::AuditEvent<'_>>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         open_challenge_in(&mut tx, tenant_id, new, now, mail).await?;
         if let Some(audit) = audit {
             super::audit::insert_audit(&mut *tx, tenant_id, audit).await?;
@@ -126,7 +127,7 @@ impl Store {
         .bind(tenant_id)
         .bind(kind.as_str())
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         challenge(&row)
@@ -141,7 +142,7 @@ impl Store {
         .bind(now)
         .bind(reason)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -178,7 +179,8 @@ impl Store {
         now: Millis,
     ) -> StoreResult<(String, bool)> {
         let tenant_id = revoking.tenant.id.as_str();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(
             "UPDATE challenges SET closed_at = $1, closed_reason = 'used', attempts = attempts + 1 \
              WHERE tenant_id = $2 AND kind = 'reset' AND secret_hash = $3 AND closed_at IS NULL \
@@ -231,7 +233,7 @@ impl Store {
         )
         .bind(now - 86_400_000)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

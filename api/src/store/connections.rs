@@ -192,7 +192,8 @@ impl Store {
             disabled_at: None,
             created_at: now,
         };
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, name_display, metadata, roles, configured_roles, \
              tokens_valid_after, created_at, updated_at) VALUES ($1, $2, $3, '{}', '[]', '[]', 0, $4, $4)",
@@ -231,7 +232,8 @@ impl Store {
         user_id: &str,
         identity: &NewIdentity<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         insert_identity(&mut tx, tenant_id, user_id, identity).await?;
         tx.commit().await?;
         Ok(())
@@ -285,7 +287,8 @@ impl Store {
         identity: Option<&NewIdentity<'_>>,
         audit: AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         if let Some(identity) = identity {
             insert_identity(&mut tx, &write.tenant_id, &write.user_id, identity).await?;
         }
@@ -302,7 +305,8 @@ impl Store {
         id: &str,
         audit: AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("DELETE FROM connections WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant_id)
@@ -327,7 +331,7 @@ impl Store {
         .bind(until)
         .bind(id)
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -336,7 +340,7 @@ impl Store {
     pub async fn release_connection_refresh(&self, id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE connections SET refreshing_until = NULL WHERE id = $1")
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -348,7 +352,8 @@ impl Store {
         write: &ConnectionWrite,
         audit: Option<AuditEvent<'_>>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query(
                 "UPDATE connections SET access_token = $1, \

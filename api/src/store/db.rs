@@ -6,9 +6,14 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// How long a caller waits for a pooled connection unless configured otherwise
 /// (`DATABASE_ACQUIRE_TIMEOUT_SECONDS`).
@@ -43,19 +48,53 @@ impl Backend {
 /// of `auth-api` run beside the server on the same file) before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The pools and the backend they talk to.
+/// The pool, SQLite's write connection, and the backend they talk to.
 #[derive(Debug, Clone)]
 pub struct Db {
-    /// The connection pool: every read, and anything that runs no write.
+    /// The connection pool: every read, and every write on PostgreSQL.
     pub pool: AnyPool,
-    /// Where the store's writes go. On PostgreSQL this is [`Db::pool`] itself (row locks let
-    /// writers run side by side). SQLite lets one writer in at a time and makes the others
-    /// sleep in its busy handler (1, 2, 5, 10 … up to 100 ms between tries, however soon
-    /// the lock is free), so there it is a pool of one connection: the process's writers
-    /// queue for that connection in order, and the busy handler is left to other processes.
-    pub writer: AnyPool,
-    /// The backend behind the pools.
+    /// SQLite's one write connection ([`Db::writer`]); `None` on PostgreSQL.
+    exclusive: Option<Arc<Mutex<AnyConnection>>>,
+    /// How long a caller waits for a connection, pooled or the write connection.
+    acquire_timeout: Duration,
+    /// The backend behind the pool.
     pub backend: Backend,
+}
+
+/// A connection to write on, from [`Db::writer`]; dereferences to the connection (an
+/// executor as `&mut *writer`) and begins transactions.
+#[derive(Debug)]
+pub enum Writer<'a> {
+    /// PostgreSQL: any connection of the pool.
+    Pooled(PoolConnection<Any>),
+    /// SQLite: the process's one write connection, held until this is dropped.
+    Exclusive(MutexGuard<'a, AnyConnection>),
+}
+
+impl Writer<'_> {
+    /// A transaction on this connection.
+    pub async fn begin(&mut self) -> Result<Transaction<'_, Any>, sqlx::Error> {
+        (**self).begin().await
+    }
+}
+
+impl Deref for Writer<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Writer::Pooled(conn) => conn,
+            Writer::Exclusive(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Writer::Pooled(conn) => conn,
+            Writer::Exclusive(conn) => conn,
+        }
+    }
 }
 
 impl Db {
@@ -94,39 +133,25 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("DATABASE_URL is malformed")?;
-        let pools = |max_connections: u32| {
-            AnyPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(acquire_timeout)
-                // sqlx pings a connection when it takes it back and again before handing it
-                // out. SQLite's connections live in this process, so nothing can end one
-                // between the two: the second ping is a hop to its worker thread and back
-                // for nothing (two context switches per statement). PostgreSQL's are
-                // checked: a restarted server leaves dead connections in the pool that no
-                // request should be the one to find.
-                .test_before_acquire(backend == Backend::Postgres)
-                .after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        if backend == Backend::Sqlite {
-                            // The busy timeout first: switching to WAL takes a lock another
-                            // connection (a second process on the file) may hold.
-                            conn.execute(sqlx::AssertSqlSafe(format!(
-                                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                                busy_timeout.as_millis()
-                            )))
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(acquire_timeout)
+            // sqlx pings a connection when it takes it back and again before handing it out.
+            // SQLite's connections live in this process, so nothing can end one between the
+            // two: the second ping is a hop to its worker thread and back for nothing (two
+            // context switches per statement). PostgreSQL's are checked: a restarted server
+            // leaves dead connections in the pool that no request should be the one to find.
+            .test_before_acquire(backend == Backend::Postgres)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(sqlx::AssertSqlSafe(sqlite_pragmas(busy_timeout)))
                             .await?;
-                        }
-                        Ok(())
-                    })
+                    }
+                    Ok(())
                 })
-                .connect_lazy_with(options.clone())
-        };
-        let pool = pools(max_connections);
-        let writer = match backend {
-            Backend::Sqlite => pools(1),
-            Backend::Postgres => pool.clone(),
-        };
+            })
+            .connect_lazy_with(options.clone());
         // The first connection gets longer than a request would: a database still starting,
         // or a new SQLite file on a disk busy with fsyncs, should not stop start-up.
         let deadline = Instant::now() + STARTUP_PATIENCE.max(acquire_timeout);
@@ -139,11 +164,42 @@ impl Db {
                 Err(error) => return Err(error).context("cannot connect to DATABASE_URL"),
             }
         }
+        let exclusive = match backend {
+            Backend::Sqlite => {
+                let mut conn = AnyConnection::connect_with(&options)
+                    .await
+                    .context("cannot open the write connection")?;
+                conn.execute(sqlx::AssertSqlSafe(sqlite_pragmas(busy_timeout)))
+                    .await
+                    .context("cannot set up the write connection")?;
+                Some(Arc::new(Mutex::new(conn)))
+            }
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
-            writer,
+            exclusive,
+            acquire_timeout,
             backend,
         })
+    }
+
+    /// A connection to write on. On PostgreSQL any connection of the pool: row locks let
+    /// writers run side by side. SQLite lets one writer in at a time, and a connection that
+    /// finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 … up to 100 ms
+    /// between tries, however soon the lock is free): there every write of the process goes
+    /// through one connection, and writers wait for it in turn (first come, first served)
+    /// instead; the busy handler is left to other processes on the file. The connection is
+    /// held for as long as the [`Writer`] lives: one statement, or one transaction. Waits at
+    /// most the acquire timeout, as for a pooled connection.
+    pub async fn writer(&self) -> Result<Writer<'_>, sqlx::Error> {
+        match &self.exclusive {
+            None => Ok(Writer::Pooled(self.pool.acquire().await?)),
+            Some(conn) => match tokio::time::timeout(self.acquire_timeout, conn.lock()).await {
+                Ok(guard) => Ok(Writer::Exclusive(guard)),
+                Err(_) => Err(sqlx::Error::PoolTimedOut),
+            },
+        }
     }
 
     /// Whether the database answers within `within`; what `/readyz` reports. Its own short
@@ -153,4 +209,14 @@ impl Db {
         let ping = sqlx::query("SELECT 1").execute(&self.pool);
         matches!(tokio::time::timeout(within, ping).await, Ok(Ok(_)))
     }
+}
+
+/// A SQLite connection's settings. The busy timeout first: switching to WAL takes a lock
+/// another connection (a second process on the file) may hold.
+fn sqlite_pragmas(busy_timeout: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON;",
+        busy_timeout.as_millis()
+    )
 }

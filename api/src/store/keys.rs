@@ -57,7 +57,8 @@ impl Store {
         key: &StoredKey,
         retire_others_at: Millis,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL OR retired_at > $1",
         )
@@ -82,7 +83,8 @@ impl Store {
     /// entry that revokes what it signed (kept until `horizon`, seconds), in one
     /// transaction; `false` if there was no such key.
     pub async fn delete_signing_key(&self, kid: &str, horizon: i64) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
             .bind(kid)
             .execute(&mut *tx)

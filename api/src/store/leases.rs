@@ -25,7 +25,7 @@ impl Store {
         .bind(holder)
         .bind(until)
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -36,7 +36,7 @@ impl Store {
         sqlx::query("UPDATE janitor_leases SET until = 0 WHERE job = $1 AND holder = $2")
             .bind(job)
             .bind(holder)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }

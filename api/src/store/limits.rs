@@ -164,7 +164,8 @@ impl Store {
                 for bucket in chunk {
                     query = query.bind(&bucket.key);
                 }
-                for row in query.fetch_all(self.writer()).await? {
+                let rows = query.fetch_all(&mut *self.writer().await?).await?;
+                for row in rows {
                     let key: String = row.try_get("bucket")?;
                     let start: i64 = row.try_get("window_start")?;
                     let hits: i64 = row.try_get("hits")?;
@@ -201,7 +202,7 @@ impl Store {
             .bind(email)
             .bind(now)
             .bind(now - forget_ms)
-            .fetch_optional(self.writer())
+            .fetch_optional(&mut *self.writer().await?)
             .await?;
         if counted.is_some() {
             return Ok(None);
@@ -260,7 +261,7 @@ impl Store {
             .bind(&buckets[1].key)
             .bind(buckets[0].max)
             .bind(buckets[1].max)
-            .fetch_one(self.writer())
+            .fetch_one(&mut *self.writer().await?)
             .await?;
         if let Some(since) = row.try_get::<Option<i64>, _>("over_since")? {
             return Ok(Guard::RateLimited((since + window_ms - now).max(1)));
@@ -305,7 +306,7 @@ impl Store {
         )
         .bind(now - 86_400_000)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -319,7 +320,7 @@ impl Store {
         )
         .bind(now - 86_400_000)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

@@ -186,7 +186,8 @@ impl Store {
         now: Millis,
         audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2 AND confirmed_at IS NULL",
         )
@@ -226,7 +227,8 @@ impl Store {
         audit: &AuditEvent<'_>,
         mail: Option<&Composed>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done = sqlx::query(
             "UPDATE mfa_totp SET confirmed_at = $1, last_step = $2 \
              WHERE id = $3 AND tenant_id = $4 AND user_id = $5 AND confirmed_at IS NULL \
@@ -267,7 +269,7 @@ impl Store {
         .bind(step)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -288,7 +290,7 @@ impl Store {
         .bind(tenant_id)
         .bind(user_id)
         .bind(code_hash)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -302,7 +304,8 @@ impl Store {
         now: Millis,
         audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         replace_codes(&mut tx, tenant_id, user_id, code_hashes, now).await?;
         insert_audit(&mut *tx, tenant_id, audit).await?;
         tx.commit().await?;
@@ -319,7 +322,8 @@ impl Store {
         audit: &AuditEvent<'_>,
         mail: Option<&Composed>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done = sqlx::query(
             "DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2 AND confirmed_at IS NOT NULL",
         )
@@ -358,7 +362,8 @@ impl Store {
         audit: &AuditEvent<'_>,
         mail: Option<&Composed>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let totp = sqlx::query(
             "DELETE FROM mfa_totp WHERE tenant_id = $1 AND user_id = $2 AND confirmed_at IS NOT NULL",
         )
@@ -411,7 +416,8 @@ impl Store {
         now: Millis,
         audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO mfa_challenges (id, tenant_id, user_id, token_hash, purpose, pending, \
              attempts, max_attempts, created_at, expires_at) \
@@ -451,7 +457,7 @@ impl Store {
         .bind(token_hash)
         .bind(tenant_id)
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         challenge(&row)
@@ -507,7 +513,7 @@ impl Store {
             sqlx::query("UPDATE mfa_challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
                 .bind(now)
                 .bind(id)
-                .execute(self.writer())
+                .execute(&mut *self.writer().await?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -517,7 +523,7 @@ impl Store {
         sqlx::query("DELETE FROM sign_in_failures WHERE tenant_id = $1 AND email = $2")
             .bind(tenant_id)
             .bind(key)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -531,7 +537,7 @@ impl Store {
         )
         .bind(now - 86_400_000)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

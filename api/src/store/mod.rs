@@ -24,7 +24,7 @@ pub mod sessions;
 pub mod tenants;
 pub mod users;
 
-pub use db::{Backend, Db};
+pub use db::{Backend, Db, Writer};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +73,10 @@ impl Store {
         &self.db.pool
     }
 
-    /// Where writes go ([`Db::writer`]): every statement or transaction that may write.
-    pub fn writer(&self) -> &sqlx::AnyPool {
-        &self.db.writer
+    /// A connection to write on ([`Db::writer`]): for every statement or transaction that
+    /// may write.
+    pub async fn writer(&self) -> Result<Writer<'_>, sqlx::Error> {
+        self.db.writer().await
     }
 }
 

@@ -94,7 +94,7 @@ impl Store {
         .bind(now + lease_ms)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.writer())
+        .fetch_all(&mut *self.writer().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -118,7 +118,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -131,7 +131,7 @@ impl Store {
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > $1 AND attempts > 0",
         )
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -159,7 +159,11 @@ impl Store {
             )
             .bind(next_attempt_at)
         };
-        query.bind(error).bind(id).execute(self.writer()).await?;
+        query
+            .bind(error)
+            .bind(id)
+            .execute(&mut *self.writer().await?)
+            .await?;
         Ok(())
     }
 
@@ -170,7 +174,7 @@ impl Store {
              OR (failed_at IS NOT NULL AND failed_at < $1)",
         )
         .bind(before)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

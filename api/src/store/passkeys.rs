@@ -176,7 +176,8 @@ impl Store {
         mail: Option<&Composed>,
         event: &AuditEvent<'_>,
     ) -> StoreResult<Passkey> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO passkeys (id, tenant_id, user_id, credential_id, name, passkey, \
              sign_count, backup_eligible, backed_up, created_at) \
@@ -212,7 +213,8 @@ impl Store {
         name: &str,
         event: &AuditEvent<'_>,
     ) -> StoreResult<Passkey> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE passkeys SET name = $1 WHERE tenant_id = $2 AND user_id = $3 AND id = $4 \
              RETURNING {COLUMNS}"
@@ -240,7 +242,8 @@ impl Store {
         mail: Option<&Composed>,
         event: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done =
             sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND user_id = $2 AND id = $3")
                 .bind(tenant_id)
@@ -276,7 +279,7 @@ impl Store {
         .bind(used.now)
         .bind(tenant_id)
         .bind(used.id)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -300,7 +303,7 @@ impl Store {
         .bind(new.state)
         .bind(now)
         .bind(new.expires_at)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -322,7 +325,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(id)
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         row.map(|row| taken(&row)).transpose()
     }
@@ -346,7 +349,7 @@ impl Store {
         .bind(user_id)
         .bind(challenge)
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         row.map(|row| taken(&row)).transpose()
     }
@@ -378,7 +381,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM passkey_challenges WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -388,7 +391,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)
             .bind(user_id)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -401,7 +404,7 @@ impl Store {
         )
         .bind(now)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

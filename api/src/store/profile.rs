@@ -47,7 +47,8 @@ impl Store {
         fields: &ProfileFields<'_>,
         events: &[AuditEvent<'_>],
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done = sqlx::query(
             "UPDATE users SET name_first = $1, name_last = $2, name_display = $3, avatar = $4, \
              metadata = $5, updated_at = $6 WHERE tenant_id = $7 AND id = $8",
@@ -125,7 +126,8 @@ impl Store {
         event: &AuditEvent<'_>,
     ) -> StoreResult<()> {
         let user_id = challenge.user_id.ok_or(StoreError::NotFound)?;
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "DELETE FROM user_emails WHERE tenant_id = $1 AND user_id = $2 AND email = $3 \
              AND state = 'pending'",
@@ -175,7 +177,7 @@ impl Store {
         .bind(user_id)
         .bind(email)
         .bind(now)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(Challenge {
@@ -202,7 +204,8 @@ impl Store {
         event: &AuditEvent<'_>,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let closed = sqlx::query(
             "UPDATE challenges SET closed_at = $1, closed_reason = 'used' WHERE id = $2 AND closed_at IS NULL",
         )
@@ -254,7 +257,8 @@ impl Store {
         event: &AuditEvent<'_>,
     ) -> StoreResult<EmailState> {
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(
             "SELECT id, state FROM user_emails WHERE tenant_id = $1 AND user_id = $2 AND email = $3 \
              AND is_primary = 0 AND state IN ('active', 'pending') ORDER BY state LIMIT 1",
@@ -305,7 +309,8 @@ impl Store {
         mail: Option<&Composed>,
         event: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "UPDATE user_emails SET is_primary = 0 WHERE tenant_id = $1 AND user_id = $2 AND email <> $3",
         )

@@ -91,7 +91,8 @@ impl Store {
     /// another row took the name meanwhile. The audit event is written with it.
     pub async fn upsert_provider(&self, write: ProviderWrite<'_>) -> StoreResult<Provider> {
         let p = write.provider;
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO oauth_providers (id, tenant_id, name, kind, display_name, issuer, \
              endpoints, client_id, extra_client_ids, client_secret, scopes, redirect_urls, \
@@ -192,7 +193,8 @@ impl Store {
         name: &str,
         audit: AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("DELETE FROM oauth_providers WHERE tenant_id = $1 AND name = $2")
                 .bind(tenant_id)
@@ -224,7 +226,7 @@ impl Store {
         .bind(json(&state.scopes))
         .bind(now_ms())
         .bind(state.expires_at)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await
         .map_err(conflict_on_unique("state"))?;
         Ok(())
@@ -238,7 +240,7 @@ impl Store {
              provider_id, redirect_url, secrets, scopes, expires_at",
         )
         .bind(state_hash)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writer().await?)
         .await?;
         row.map(|row| {
             Ok(OAuthState {
@@ -262,7 +264,7 @@ impl Store {
         )
         .bind(now)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -282,7 +284,7 @@ impl Store {
         .bind(token_hash)
         .bind(tenant_id)
         .bind(expires_at)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -296,7 +298,7 @@ impl Store {
         )
         .bind(now)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

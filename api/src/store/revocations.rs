@@ -163,7 +163,7 @@ impl Store {
         )
         .bind(now / 1000)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

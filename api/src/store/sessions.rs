@@ -292,10 +292,11 @@ impl Store {
             .bind(forget_attempts_of);
         if backend == Backend::Postgres && connection.is_none() {
             // One statement is one transaction: no BEGIN and COMMIT round trips.
-            writes.execute(self.writer()).await?;
+            writes.execute(&mut *self.writer().await?).await?;
             return Ok(session);
         }
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         writes.execute(&mut *tx).await?;
         if let Some(connection) = connection {
             super::connections::upsert_connection(&mut tx, connection).await?;
@@ -365,7 +366,8 @@ impl Store {
         user_id: &str,
         id: &str,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE tenant_id = $3 AND user_id = $4 AND id = $5 AND revoked_at IS NULL",
@@ -393,7 +395,8 @@ impl Store {
         revoking: Revoking<'_>,
         user_id: &str,
     ) -> StoreResult<u64> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let ended = end_user_sessions(&mut tx, revoking, user_id).await?;
         revoking.record_audit(&mut tx).await?;
         tx.commit().await?;
@@ -409,7 +412,8 @@ impl Store {
         keep: &str,
     ) -> StoreResult<Vec<String>> {
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         let rows = sqlx::query(
             "UPDATE sessions SET revoked_at = $1, revoke_reason = $2 \
              WHERE tenant_id = $3 AND user_id = $4 AND id <> $5 \
@@ -441,7 +445,7 @@ impl Store {
             .bind(now)
             .bind(id)
             .bind(now - 60_000)
-            .execute(self.writer())
+            .execute(&mut *self.writer().await?)
             .await?;
         Ok(())
     }
@@ -481,7 +485,8 @@ impl Store {
         audit: &AuditEvent<'_>,
     ) -> StoreResult<Rotation> {
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         // Locks the session row until commit: a concurrent revocation either ran before
         // (and this finds no active session) or waits until this exchange is visible.
         let active = sqlx::query(
@@ -528,7 +533,7 @@ impl Store {
         )
         .bind(used_before)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -542,7 +547,7 @@ impl Store {
         )
         .bind(before)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -555,7 +560,7 @@ impl Store {
         )
         .bind(before)
         .bind(batch)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(done.rows_affected())
     }

@@ -45,7 +45,7 @@ impl Store {
         .bind(TenantSlug::DEFAULT)
         .bind("Default")
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -106,7 +106,8 @@ impl Store {
             created_at: now_ms(),
             settings: TenantSettings::default(),
         };
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO tenants (id, slug, name, settings, created_at) VALUES ($1, $2, $3, '{}', $4)",
         )
@@ -133,7 +134,7 @@ impl Store {
             sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
                 .bind(json)
                 .bind(tenant_id)
-                .execute(self.writer())
+                .execute(&mut *self.writer().await?)
                 .await?,
         )
     }
@@ -146,7 +147,8 @@ impl Store {
         audit: AuditEvent<'_>,
     ) -> StoreResult<()> {
         let json = serde_json::to_string(settings).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("UPDATE tenants SET settings = $1 WHERE id = $2")
                 .bind(json)
@@ -169,7 +171,8 @@ impl Store {
         audit_in: &str,
         audit: &AuditEvent<'_>,
     ) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("DELETE FROM tenants WHERE id = $1")
                 .bind(&tenant.id)

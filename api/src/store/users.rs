@@ -103,7 +103,8 @@ impl Store {
             disabled_at: None,
             created_at: now,
         };
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, password_hash, name_display, metadata, roles, \
              configured_roles, tokens_valid_after, created_at, updated_at) \
@@ -228,7 +229,7 @@ impl Store {
         .bind(now_ms())
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.writer())
+        .execute(&mut *self.writer().await?)
         .await?;
         Ok(())
     }
@@ -247,7 +248,7 @@ impl Store {
         .bind(now_ms())
         .bind(tenant_id)
         .bind(user_id)
-        .execute(self.writer()).await?)
+        .execute(&mut *self.writer().await?).await?)
     }
 
     /// The first proof of an address through our own mail (a sign-in code): marks it
@@ -261,7 +262,8 @@ impl Store {
         user_id: &str,
         email: &Email,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         if !mark_verified(&mut tx, &revoking.tenant.id, user_id, email.as_str()).await? {
             return Ok(false);
         }
@@ -283,7 +285,8 @@ impl Store {
     /// challenges: `ON DELETE CASCADE`), ending their sessions and cutting off their tokens
     /// on the feed in the same transaction. Audit events stay; they name the user by id only.
     pub async fn delete_user(&self, revoking: Revoking<'_>, user_id: &str) -> StoreResult<()> {
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         end_user_sessions(&mut tx, revoking, user_id).await?;
         some_row(
             sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
@@ -463,7 +466,8 @@ impl Store {
     ) -> StoreResult<u64> {
         let tenant_id = &revoking.tenant.id;
         let now = now_ms();
-        let mut tx = self.writer().begin().await?;
+        let mut writer = self.writer().await?;
+        let mut tx = writer.begin().await?;
         some_row(
             sqlx::query("UPDATE users SET updated_at = $1 WHERE tenant_id = $2 AND id = $3")
                 .bind(now)
