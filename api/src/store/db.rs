@@ -1,13 +1,13 @@
-//! The database: one sqlx `Any` pool over SQLite or PostgreSQL and the connection settings
-//! of each backend. Queries elsewhere are written once, with `$n` placeholders and portable
+//! The database: one sqlx `Any` pool over SQLite or PostgreSQL, on SQLite the one
+//! connection every write goes through ([`Db::writer`]), and the connection settings of each
+//! backend. Queries elsewhere are written once, with `$n` placeholders and portable
 //! column types (TEXT ids, BIGINT milliseconds, TEXT JSON); the migrations are in
 //! [`super::migrations`].
 
-use std::str::FromStr;
-use std::time::{Duration, Instant};
-
 use std::ops::{Deref, DerefMut};
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
