@@ -3,6 +3,8 @@
 //! secret's hash are service-wide), return domain values, and fail with a [`StoreError`]
 //! that knows nothing of HTTP or GraphQL. Queries are written once for both databases (see
 //! [`db`]); migrations are in [`migrations`], LISTEN/NOTIFY behind two methods in `notify`.
+//! Reads go to the pool ([`Store::pool`]); every statement or transaction that may write
+//! takes [`Store::writer`], which on SQLite is the process's one write connection.
 
 pub mod api_tokens;
 pub mod audit;
