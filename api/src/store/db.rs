@@ -55,8 +55,6 @@ pub struct Db {
     pub pool: AnyPool,
     /// SQLite's one write connection ([`Db::writer`]); `None` on PostgreSQL.
     exclusive: Option<Arc<Mutex<AnyConnection>>>,
-    /// How long a caller waits for a connection, pooled or the write connection.
-    acquire_timeout: Duration,
     /// The backend behind the pool.
     pub backend: Backend,
 }
@@ -179,7 +177,6 @@ impl Db {
         Ok(Self {
             pool,
             exclusive,
-            acquire_timeout,
             backend,
         })
     }
@@ -195,10 +192,13 @@ impl Db {
     pub async fn writer(&self) -> Result<Writer<'_>, sqlx::Error> {
         match &self.exclusive {
             None => Ok(Writer::Pooled(self.pool.acquire().await?)),
-            Some(conn) => match tokio::time::timeout(self.acquire_timeout, conn.lock()).await {
-                Ok(guard) => Ok(Writer::Exclusive(guard)),
-                Err(_) => Err(sqlx::Error::PoolTimedOut),
-            },
+            Some(conn) => {
+                let within = self.pool.options().get_acquire_timeout();
+                match tokio::time::timeout(within, conn.lock()).await {
+                    Ok(guard) => Ok(Writer::Exclusive(guard)),
+                    Err(_) => Err(sqlx::Error::PoolTimedOut),
+                }
+            }
         }
     }
 
